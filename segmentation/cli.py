@@ -1,0 +1,134 @@
+"""Command line: ``python -m segmentation INPUT -o OUTPUT [options]``.
+
+Images and videos are told apart by content. Errors print one line on stderr
+and exit with status 2 (bad input) or 1 (model/weights problem), never a
+traceback; a failed run leaves nothing at OUTPUT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import catalog, draw
+from .draw import DrawOptions
+from .errors import InputError, SegmentationError
+
+EXIT_INPUT, EXIT_MODEL = 2, 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m segmentation",
+        description="Semantic segmentation of an image or a video.",
+        epilog="Models: " + ", ".join(catalog.CATALOG) + " (or a .tflite file, SavedModel folder or TF Hub handle).",
+    )
+    p.add_argument("input", help="image or video file")
+    p.add_argument("-o", "--output", required=True, help="output image (.png/.jpg) or video (.mp4)")
+    p.add_argument("--model", default=catalog.DEFAULT_MODEL_ID, help="catalog id, .tflite, SavedModel folder or TF Hub handle")
+    p.add_argument("--labels", help="labels file for a custom model (one name per line)")
+    p.add_argument("--mode", choices=draw.MODES, default="overlay")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
+    p.add_argument("--classes", nargs="+", metavar="NAME", help="show only these classes (names or ids)")
+    p.add_argument("--outlines", action="store_true", help="draw class boundaries")
+    p.add_argument("--resize", choices=("stretch", "letterbox"), default="stretch")
+    p.add_argument("--speed", choices=("accurate", "realtime"), default="accurate", help="video only")
+    p.add_argument("--max-frames", type=int, help="video only: process only the first N frames")
+    p.add_argument("--threads", type=int, help="model threads (default: all cores)")
+    p.add_argument("--labels-out", help="image: class ids as 8-bit PNG; video: .npz with uint8 'labels' [frames,h,w]")
+    p.add_argument("--legend", action="store_true", help="print the classes present with their pixel share")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except SegmentationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_MODEL
+    except KeyboardInterrupt:
+        print("error: interrupted; no output was kept.", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .pipeline import VideoOptions, save_labels_png, segment_image, segment_video, sniff_kind
+    from .segmenter import Segmenter, SegmenterOptions
+
+    if not 0.0 <= args.alpha <= 1.0:
+        raise InputError("--alpha must be between 0 and 1.")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError("--max-frames must be at least 1.")
+    src, out = Path(args.input), Path(args.output)
+    kind = sniff_kind(src)
+    if kind == "video" and out.suffix.lower() not in (".mp4", ".m4v"):
+        raise InputError(f"{src.name} is a video: the output must be an .mp4 file, not {out.name!r}.")
+    if kind == "image" and out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
+        raise InputError(f"{src.name} is an image: the output must be .png, .jpg, .bmp or .webp, not {out.name!r}.")
+    if args.labels_out:
+        want = ".npz" if kind == "video" else ".png"
+        if Path(args.labels_out).suffix.lower() != want:
+            raise InputError(f"--labels-out for a {kind} must be a {want} file.")
+    if kind == "video":
+        from .video import probe
+
+        probe(src)  # bad input is reported before the model loads
+    seg = Segmenter(SegmenterOptions(model=args.model, labels_file=args.labels, threads=args.threads, resize=args.resize))
+    classes = None
+    if args.classes:
+        try:
+            classes = draw.class_ids(args.classes, seg.labels)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    dopts = DrawOptions(mode=args.mode, alpha=args.alpha, classes=classes, outlines=args.outlines)
+    if kind == "image":
+        res = segment_image(seg, src, dopts)
+        _save_image(res.rendered, out)
+        if args.labels_out:
+            save_labels_png(res.class_map, args.labels_out)
+        legend = res.legend
+        print(f"{src.name}: {res.original.shape[1]}x{res.original.shape[0]} segmented with {seg.entry.id} "
+              f"in {res.seconds * 1000:.0f} ms -> {out}", file=sys.stderr)
+    else:
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="frame", desc=src.name, disable=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            res = segment_video(seg, src, out, VideoOptions(draw=dopts, speed=args.speed, max_frames=args.max_frames),
+                                progress=progress, labels_out=args.labels_out)
+        finally:
+            bar.close()
+        legend = res.legend
+        print(f"{src.name}: {res.frames} frames, {float(res.info.fps):.3f} fps -> {float(res.output_fps):.3f} fps, "
+              f"{res.processing_fps:.1f} frames/s ({res.realtime_factor:.2f}x real time), "
+              f"{res.keyframes} model runs, {seg.entry.id}, {args.speed} -> {out}", file=sys.stderr)
+    if args.legend:
+        for it in legend:
+            print(f"{it.id:3d}  {it.name:<20s} {it.share * 100:6.2f}%  {it.hex}")
+    return 0
+
+
+def _save_image(rgb, path: Path) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
+    try:
+        Image.fromarray(rgb).save(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""The streaming pipeline shared by the CLI and the app: files in, results out.
+
+Video: decode -> segment -> draw -> encode, one frame at a time through
+bounded queues, each stage in its own thread so the model never waits on I/O
+(PyAV, LiteRT and OpenCV release the GIL in their heavy calls). Nothing is
+written to disk but the output, which appears under its name only when
+complete. Two speeds: ``accurate`` runs the model on every frame,
+``realtime`` on keyframes with optical flow in between (see ``propagate``).
+
+Images: the same segmenter and drawing, one call.
+"""
+
+from __future__ import annotations
+
+import io
+import queue
+import threading
+import time
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import draw, video
+from .draw import DrawOptions, LegendItem
+from .errors import InputError, SegmentationError
+from .images import IMAGE_SUFFIXES, load_image
+from .propagate import FlowPropagator, PropagationOptions
+from .segmenter import Segmenter, upscale_nearest
+
+SPEEDS = ("accurate", "realtime")
+QUEUE_SIZE = 8
+
+
+class Cancelled(SegmentationError):
+    """The job was cancelled (``cancel`` event set); no output was kept."""
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """Everything about how one video is processed (drawing + speed + limits)."""
+
+    draw: DrawOptions = DrawOptions()
+    speed: str = "accurate"
+    max_frames: int | None = None
+    crf: int = 23
+    preset: str = "veryfast"
+    propagation: PropagationOptions = PropagationOptions()
+
+
+@dataclass
+class VideoResult:
+    output: Path
+    frames: int
+    keyframes: int
+    info: video.VideoInfo
+    output_fps: Fraction
+    seconds: float
+    legend: list[LegendItem] = field(default_factory=list)
+    model_id: str = ""
+    speed: str = "accurate"
+
+    @property
+    def processing_fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.processing_fps / float(self.info.fps) if self.info.fps else 0.0
+
+
+@dataclass
+class ImageResult:
+    original: np.ndarray
+    rendered: np.ndarray
+    class_map: np.ndarray
+    legend: list[LegendItem]
+    model_id: str = ""
+    seconds: float = 0.0
+
+
+Progress = Callable[[int, int], None]
+
+
+def sniff_kind(path: str | Path) -> str:
+    """"image" or "video", decided from the file's content, not its name."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"File not found: {path}")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p.name} is empty (0 bytes).")
+    with open(p, "rb") as f:
+        head = f.read(64)
+    if head.startswith(b"GIF8"):
+        return "video"  # animated or not, a GIF is decoded frame by frame
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(p) as im:
+            if getattr(im, "n_frames", 1) > 1 and im.format in ("WEBP", "PNG"):
+                return "video"
+            return "image"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return "video"
+
+
+# -- images -------------------------------------------------------------------------
+def segment_image(segmenter: Segmenter, image: str | Path | bytes | np.ndarray,
+                  options: DrawOptions = DrawOptions()) -> ImageResult:
+    """Segment one image (path, bytes or RGB array) and draw it."""
+    t = time.perf_counter()
+    rgb = image if isinstance(image, np.ndarray) else load_image(image)
+    res = segmenter.segment(rgb)
+    out = draw.render(rgb, res.class_map, res.palette, options)
+    items = draw.legend(res.class_map, res.labels, res.palette, options.classes)
+    return ImageResult(rgb, out, res.class_map, items, segmenter.entry.id, time.perf_counter() - t)
+
+
+def save_labels_png(class_map: np.ndarray, path: str | Path) -> None:
+    """Class ids as a single-channel 8-bit PNG of the class map's size."""
+    from PIL import Image
+
+    Image.fromarray(class_map.astype(np.uint8), mode="L").save(path)
+
+
+# -- labels .npz, streamed --------------------------------------------------------------
+class LabelsNpzWriter:
+    """Writes ``labels`` (uint8 [frames, h, w]) into a compressed .npz without holding it all.
+
+    Frames are kept zlib-compressed in memory (class maps compress ~100x) and
+    streamed into the zip entry on close, once the frame count is known.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int):
+        self.path, self.w, self.h = Path(path), width, height
+        self._chunks: list[bytes] = []
+
+    def add(self, class_map: np.ndarray) -> None:
+        cm = upscale_nearest(class_map, (self.w, self.h))
+        self._chunks.append(zlib.compress(np.ascontiguousarray(cm, dtype=np.uint8).tobytes(), 1))
+
+    def close(self) -> None:
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "|u1", "fortran_order": False, "shape": (len(self._chunks), self.h, self.w)})
+        tmp = self.path.with_name(f".{self.path.name}.part")
+        try:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as z:
+                with z.open("labels.npy", "w", force_zip64=True) as f:
+                    f.write(header.getvalue())
+                    for c in self._chunks:
+                        f.write(zlib.decompress(c))
+            tmp.replace(self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+# -- video --------------------------------------------------------------------------
+class _Stage(threading.Thread):
+    """A pipeline thread that records its exception instead of dying silently."""
+
+    def __init__(self, target, name):
+        super().__init__(name=name, daemon=True)
+        self._target_fn = target
+        self.error: BaseException | None = None
+
+    def run(self):
+        try:
+            self._target_fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            self.error = exc
+
+
+_END = object()
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return _END
+
+
+def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
+                  options: VideoOptions = VideoOptions(), progress: Progress | None = None,
+                  cancel: threading.Event | None = None, labels_out: str | Path | None = None,
+                  max_duration: float | None = None, max_pixels: int | None = None) -> VideoResult:
+    """Segment every frame of ``src`` into an H.264 MP4 at ``dst`` (see module docstring).
+
+    ``progress(done, total)`` is called from the encoder thread after each
+    frame. Setting ``cancel`` stops all stages and removes the partial output.
+    """
+    if options.speed not in SPEEDS:
+        raise InputError(f"Unknown speed {options.speed!r}; use one of {SPEEDS}.")
+    if options.draw.mode not in draw.MODES:
+        raise InputError(f"Unknown mode {options.draw.mode!r}; use one of {draw.MODES}.")
+    info = video.probe(src)
+    if max_duration is not None and info.duration > max_duration:
+        raise InputError(f"The video is {info.duration:.1f} s long; the limit is {max_duration:.0f} s.")
+    if max_pixels is not None and info.width * info.height > max_pixels:
+        raise InputError(f"The video is {info.width}x{info.height}; the limit is {max_pixels:,} pixels per frame.")
+    total = info.frames or max(1, round(info.duration * float(info.fps)))
+    if options.max_frames:
+        total = min(total, options.max_frames)
+    out_w, out_h = draw.output_size(info.width, info.height, options.draw.mode)
+    stop = cancel or threading.Event()
+    failed = threading.Event()
+    frames_q: queue.Queue = queue.Queue(QUEUE_SIZE)
+    maps_q: queue.Queue = queue.Queue(QUEUE_SIZE)
+    hist = np.zeros(256, dtype=np.int64)
+    state = {"frames": 0, "keyframes": 0}
+    labels = LabelsNpzWriter(labels_out, info.width, info.height) if labels_out else None
+    propagator = (FlowPropagator(segmenter, float(info.fps), options.propagation)
+                  if options.speed == "realtime" else None)
+    halt = _Halt(stop, failed)
+
+    def decode():
+        try:
+            for f in video.read_frames(src, options.max_frames):
+                if not _put(frames_q, f, halt):
+                    return
+        finally:
+            _put(frames_q, _END, halt)
+
+    def infer():
+        try:
+            while True:
+                f = _get(frames_q, halt)
+                if f is _END:
+                    return
+                if propagator is not None:
+                    cm, _ = propagator(f.rgb)
+                else:
+                    cm = segmenter.predict(f.rgb)
+                if not _put(maps_q, (f, cm), halt):
+                    return
+        finally:
+            _put(maps_q, _END, halt)
+
+    t0 = time.perf_counter()
+    stages = [_Stage(decode, "decode"), _Stage(infer, "infer")]
+    for s in stages:
+        s.start()
+    last_pts = None
+    try:
+        with video.VideoSink(dst, out_w, out_h, info.fps, info.time_base, audio_from=src,
+                             crf=options.crf, preset=options.preset) as sink:
+            while True:
+                item = _get(maps_q, halt)
+                if item is _END:
+                    break
+                f, cm = item
+                sink.write_audio(f.audio_packets)
+                sink.write(draw.render(f.rgb, cm, segmenter.palette, options.draw), f.pts)
+                last_pts = f.pts
+                hist += draw.class_histogram(cm)
+                if labels is not None:
+                    labels.add(cm)
+                state["frames"] += 1
+                if progress is not None:
+                    progress(state["frames"], max(total, state["frames"]))
+            for s in stages:
+                s.join()
+            _raise_stage_errors(stages)
+            if stop.is_set():
+                raise Cancelled("Cancelled; no output was kept.")
+    except BaseException:
+        failed.set()
+        for s in stages:
+            s.join(timeout=10)
+        err = next((s.error for s in stages if s.error is not None), None)
+        if err is not None and not isinstance(err, Cancelled):
+            raise err from None
+        raise
+    if labels is not None:
+        labels.close()
+    seconds = time.perf_counter() - t0
+    legend = draw.legend(hist, segmenter.labels, segmenter.palette, options.draw.classes)
+    keyframes = propagator.keyframes if propagator is not None else state["frames"]
+    del last_pts
+    return VideoResult(Path(dst), state["frames"], keyframes, info, info.fps, seconds, legend,
+                       segmenter.entry.id, options.speed)
+
+
+class _Halt:
+    """An Event-like view that is set when the job is cancelled or a stage failed."""
+
+    def __init__(self, *events: threading.Event):
+        self._events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self._events)
+
+
+def _raise_stage_errors(stages: list[_Stage]) -> None:
+    for s in stages:
+        if s.error is not None:
+            raise s.error
