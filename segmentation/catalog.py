@@ -52,7 +52,7 @@ class ModelEntry:
     input_size: tuple[int, int] | None = None  # (height, width); None = read from model
     input_mean: float = 127.5
     input_std: float = 127.5
-    raw_uint8: bool = False
+    raw_uint8: bool = True  # uint8 models: feed pixels as they are (the TFLite/Coral convention)
     output: str = "class_ids"  # "class_ids" or "scores"
     score_upsample: int = 1
     derive: str | None = None  # id of the entry this one is derived from (see derive.py)
@@ -125,7 +125,6 @@ _add(ModelEntry(
     urls=(_CORAL + "deeplabv3_mnv2_pascal_quant.tflite",),
     sha256="350af47fd346ea6d74b58833a351f583ba860e9806ec5bd292ff8d8f1f249398",
     input_size=(513, 513),
-    raw_uint8=True,
     dataset="PASCAL VOC 2012 (21 classes)",
     licence="Apache-2.0",
     description="Coral test-data DeepLabV3 with MobileNetV2 backbone, uint8 quantized.",
@@ -139,7 +138,6 @@ _add(ModelEntry(
     urls=(_CORAL + "deeplabv3_mnv2_dm05_pascal_quant.tflite",),
     sha256="0470d2a782aa54eeeb99d32e7b6b3fb7722905c7c4f5d26bd957ec861366d48b",
     input_size=(513, 513),
-    raw_uint8=True,
     dataset="PASCAL VOC 2012 (21 classes)",
     licence="Apache-2.0",
     description="Depth multiplier 0.5: faster, less accurate.",
@@ -153,7 +151,6 @@ _add(ModelEntry(
     urls=(_CORAL + "deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite",),
     sha256="322fe29945cb1693f426952f2a330ab67ea5678545ddee6f2548e0cfd0ca03e5",
     input_size=(513, 513),
-    raw_uint8=True,
     dataset="Cityscapes (19 classes + background)",
     licence="Apache-2.0",
     description="Coral test-data DeepLab with MobileNet-EdgeTPU backbone, uint8 quantized.",

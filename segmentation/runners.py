@@ -131,15 +131,20 @@ class TFRunner:
     """A SavedModel (local folder) or TF Hub handle run by TensorFlow."""
 
     def __init__(self, entry: ModelEntry, cache_dir: Path | None = None):
-        import tensorflow as tf  # noqa: F401  (lazy: only SavedModel/Hub models pay for it)
-        import tensorflow_hub as hub
+        # TensorFlow logs CUDA/CPU-feature notices straight to fd 2 while importing
+        # and loading; errors still raise, and the CLI keeps its one-line messages.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with _quiet_stderr():
+            import tensorflow as tf  # noqa: F401  (lazy: only SavedModel/Hub models pay for it)
+            import tensorflow_hub as hub
 
         self._tf = tf
         handle = str(entry.local_path) if entry.local_path is not None else entry.handle
         if cache_dir is not None and not os.environ.get("TFHUB_CACHE_DIR"):
             os.environ["TFHUB_CACHE_DIR"] = str(cache_dir / "tfhub")
         try:
-            obj = hub.load(handle)
+            with _quiet_stderr():
+                obj = hub.load(handle)
         except Exception as exc:  # tf/hub raise many unrelated types for "cannot load"
             raise ModelError(
                 f"Cannot load SavedModel / TF Hub model {handle!r}: {type(exc).__name__}: {exc}. "
