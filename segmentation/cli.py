@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except SegmentationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_MODEL
+    except OSError as exc:  # an output that cannot be written (folder missing, disk full, ...)
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_MODEL
     except KeyboardInterrupt:
         print("error: interrupted; no output was kept.", file=sys.stderr)
         return 130

@@ -148,6 +148,7 @@ class LabelsNpzWriter:
         np.lib.format.write_array_header_1_0(
             header, {"descr": "|u1", "fortran_order": False, "shape": (len(self._chunks), self.h, self.w)})
         tmp = self.path.with_name(f".{self.path.name}.part")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as z:
                 with z.open("labels.npy", "w", force_zip64=True) as f:
@@ -163,9 +164,10 @@ class LabelsNpzWriter:
 class _Stage(threading.Thread):
     """A pipeline thread that records its exception instead of dying silently."""
 
-    def __init__(self, target, name):
+    def __init__(self, target, name, failed: threading.Event | None = None):
         super().__init__(name=name, daemon=True)
         self._target_fn = target
+        self._failed = failed
         self.error: BaseException | None = None
 
     def run(self):
@@ -173,6 +175,8 @@ class _Stage(threading.Thread):
             self._target_fn()
         except BaseException as exc:  # re-raised in the caller's thread
             self.error = exc
+            if self._failed is not None:
+                self._failed.set()  # stop the other stages: one blocked on a full queue would wait forever
 
 
 _END = object()
@@ -254,10 +258,11 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
             _put(maps_q, _END, halt)
 
     t0 = time.perf_counter()
-    stages = [_Stage(decode, "decode"), _Stage(infer, "infer")]
+    stages = [_Stage(decode, "decode", failed), _Stage(infer, "infer", failed)]
     for s in stages:
         s.start()
     last_pts = None
+    labels_written = False
     try:
         with video.VideoSink(dst, out_w, out_h, info.fps, info.time_base, audio_from=src,
                              crf=options.crf, preset=options.preset) as sink:
@@ -266,8 +271,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                 if item is _END:
                     break
                 f, cm = item
-                sink.write_audio(f.audio_packets)
-                sink.write(draw.render(f.rgb, cm, segmenter.palette, options.draw), f.pts)
+                sink.write(draw.render(f.rgb, cm, segmenter.palette, options.draw), f.pts, f.duration)
                 last_pts = f.pts
                 hist += draw.class_histogram(cm)
                 if labels is not None:
@@ -280,16 +284,19 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
             _raise_stage_errors(stages)
             if stop.is_set():
                 raise Cancelled("Cancelled; no output was kept.")
+            if labels is not None:  # before the video is finished: if this fails, no video either
+                labels.close()
+                labels_written = True
     except BaseException:
         failed.set()
+        if labels_written:  # the video could not be finished: take its labels back
+            Path(labels_out).unlink(missing_ok=True)
         for s in stages:
             s.join(timeout=10)
         err = next((s.error for s in stages if s.error is not None), None)
         if err is not None and not isinstance(err, Cancelled):
             raise err from None
         raise
-    if labels is not None:
-        labels.close()
     seconds = time.perf_counter() - t0
     legend = draw.legend(hist, segmenter.labels, segmenter.palette, options.draw.classes)
     keyframes = propagator.keyframes if propagator is not None else state["frames"]

@@ -2,16 +2,22 @@
 
 * ``probe`` -> ``VideoInfo`` (size as displayed, exact fractional frame rate,
   frame count, duration, rotation, audio).
-* ``read_frames`` yields every decoded frame as RGB with its own timestamp,
-  rotated upright, plus the audio packets demuxed before it (so the writer can
-  interleave them without a second pass or a buffer of the whole track).
+* ``read_frames`` yields every decoded frame as RGB with its own timestamp and
+  duration, rotated upright (the display matrix is applied the way FFmpeg's
+  autorotate does: ``rotation`` is counter-clockwise, so 90 means the coded
+  picture is turned a quarter turn to the left for display).
 * ``VideoSink`` is a context manager that encodes RGB frames to H.264
   yuv420p in MP4 with the index at the front (faststart), keeps each frame's
-  timestamp (so fractional and variable frame rates survive), copies AAC/MP3
-  audio or re-encodes anything else to AAC, and pads odd sizes by one
-  replicated pixel (no scaling, no distortion). It writes to a temporary file
-  and renames it onto the target only when closed cleanly: a failed or
-  cancelled job never leaves a half-written video under the output name.
+  timestamp (so fractional and variable frame rates survive; the first frame
+  starts at 0), and pads odd sizes by one replicated pixel (no scaling, no
+  distortion). With ``audio_from`` it reads that file's first audio track
+  itself, in step with the video, and copies it (AAC/MP3) or re-encodes it to
+  AAC, cut to the video written: from the first frame's time to the end of
+  the last frame (so ``max_frames`` and a truncated video keep their audio in
+  sync, and the audio after the last video packet is not lost). It writes to
+  a temporary file and renames it onto the target only when closed cleanly: a
+  failed or cancelled job never leaves a half-written video under the output
+  name.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ import numpy as np
 from .errors import InputError
 
 COPY_AUDIO_CODECS = {"aac", "mp3"}
+AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ts", ".flv", ".3gp", ".ogv", ".wmv"}
+MAX_BAD_PACKETS = 50  # consecutive undecodable video packets before the file is called damaged
 
 
 @dataclass(frozen=True)
@@ -56,115 +64,325 @@ def _open_input(path: str | Path) -> av.container.InputContainer:
     p = Path(path)
     if not p.exists():
         raise InputError(f"File not found: {path}")
+    if p.is_dir():
+        raise InputError(f"{path} is a folder, not a video file.")
     if p.stat().st_size == 0:
         raise InputError(f"{p.name} is empty (0 bytes).")
     try:
         return av.open(str(p), "r", timeout=30.0)
-    except av.FFmpegError as exc:
-        raise InputError(f"{p.name} is not a video file FFmpeg can read ({_reason(exc)}).") from None
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{p.name} is not a video file FFmpeg can read, or it is damaged or incomplete "
+                         f"({_reason(exc)}).") from None
 
 
 def _reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or str(exc)
 
 
+def _rotation(frame) -> int:
+    """The frame's display rotation snapped to 0/90/180/270 (counter-clockwise)."""
+    return int(round((frame.rotation or 0) / 90.0)) * 90 % 360
+
+
+def _codec_name(stream) -> str:
+    """The codec's own name ("mp3"), not the decoder's ("mp3float")."""
+    ctx = stream.codec_context
+    return getattr(ctx.codec, "canonical_name", None) or ctx.name
+
+
+def _stream_rate(v) -> Fraction:
+    for r in (v.average_rate, v.guessed_rate, v.base_rate):
+        if r and r > 0:
+            return Fraction(r)
+    return Fraction(25)
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Read a video's facts without decoding it all (one frame is decoded for rotation)."""
+    name = Path(path).name
     with _open_input(path) as c:
         if not c.streams.video:
             kind = "an audio-only file" if c.streams.audio else "a file without a video stream"
-            raise InputError(f"{Path(path).name} is {kind}; give a video or an image.")
+            raise InputError(f"{name} is {kind}; give a video or an image.")
         v = c.streams.video[0]
-        fps = v.average_rate or v.guessed_rate or v.base_rate or Fraction(25)
-        rotation = 0
+        fps = _stream_rate(v)
         try:
             first = next(c.decode(v))
-            rotation = int(round((first.rotation or 0) / 90.0)) * 90 % 360
         except (StopIteration, av.FFmpegError):
-            raise InputError(f"{Path(path).name} has a video stream but no decodable frame.") from None
-        w, h = v.codec_context.width, v.codec_context.height
+            raise InputError(f"{name} has a video stream but no decodable frame.") from None
+        rotation = _rotation(first)
+        w, h = first.width or v.codec_context.width, first.height or v.codec_context.height  # what read_frames gives
+        if w <= 0 or h <= 0:
+            raise InputError(f"{name} has a video stream without a picture size.")
         if rotation in (90, 270):
             w, h = h, w
-        duration = float(v.duration * v.time_base) if v.duration else (c.duration or 0) / av.time_base
-        audio = c.streams.audio[0].codec_context.name if c.streams.audio else None
+        duration = float(v.duration * v.time_base) if (v.duration and v.time_base) else (c.duration or 0) / av.time_base
+        audio = _codec_name(c.streams.audio[0]) if c.streams.audio else None
         variable = bool(v.base_rate and v.average_rate and abs(float(v.base_rate) - float(v.average_rate)) > 0.01)
-        return VideoInfo(w, h, Fraction(fps), int(v.frames or 0), duration, rotation,
-                         v.codec_context.name, Fraction(v.time_base or Fraction(1, 90000)), audio, variable)
+        return VideoInfo(w, h, fps, int(v.frames or 0), duration, rotation,
+                         _codec_name(v), Fraction(v.time_base or Fraction(1, 90000)), audio, variable)
 
 
 @dataclass
 class DecodedFrame:
-    """One decoded frame: RGB pixels, timestamp (in ``time_base`` units), audio before it."""
+    """One decoded frame: upright RGB pixels, timestamp and duration (``time_base`` units)."""
 
     index: int
     rgb: np.ndarray
     pts: int
     time_base: Fraction
-    audio_packets: list
+    duration: int | None = None  # None when the container does not say
 
 
 def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
+    # np.rot90 turns counter-clockwise, the direction of FFmpeg's display rotation.
     k = (rotation // 90) % 4
     return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 
-def read_frames(path: str | Path, max_frames: int | None = None, with_audio: bool = True) -> Iterator[DecodedFrame]:
-    """Decode every frame (upright RGB, own pts). Audio packets ride along for remuxing.
+def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[DecodedFrame]:
+    """Decode every frame (upright RGB, own pts), in presentation order.
 
-    Frames without a timestamp get one from the frame rate. Damage mid-file
-    ends the stream with an ``InputError`` naming the frame it stopped at.
+    Timestamps are strictly increasing: a frame without one (or one that does
+    not move forward) gets the previous one plus a frame at the stream's rate.
+    A packet the decoder rejects is skipped, as FFmpeg does; a file that
+    cannot be read on (truncated, damaged container) ends where it breaks,
+    with the frames decoded so far. Nothing decodable at all: ``InputError``.
     """
+    name = Path(path).name
     c = _open_input(path)
     try:
         if not c.streams.video:
-            raise InputError(f"{Path(path).name} has no video stream.")
+            raise InputError(f"{name} has no video stream.")
         v = c.streams.video[0]
         v.thread_type = "AUTO"
-        a = c.streams.audio[0] if (with_audio and c.streams.audio) else None
         tb = Fraction(v.time_base or Fraction(1, 90000))
-        fps = Fraction(v.average_rate or v.guessed_rate or 25)
-        step = max(1, round(1 / (fps * tb))) if tb else 1
-        index, last_pts, pending = 0, None, []
-        streams = [v] + ([a] if a is not None else [])
+        step = max(1, round(1 / (_stream_rate(v) * tb)))
+        index, last_pts, last_duration, bad = 0, None, None, 0
+        error: Exception | None = None
 
         def emit(frame):
-            nonlocal index, last_pts, pending
+            nonlocal index, last_pts, last_duration
             pts = frame.pts
+            if pts is None:
+                pts = frame.dts
             if pts is None or (last_pts is not None and pts <= last_pts):
-                pts = (last_pts + step) if last_pts is not None else 0
-            last_pts = pts
-            rgb = _upright(frame.to_ndarray(format="rgb24"), int(round((frame.rotation or 0) / 90.0)) * 90)
-            item = DecodedFrame(index, rgb, pts, tb, pending)
-            pending = []
+                # no timestamp (raw streams) or one going back: one frame after the last,
+                # as long as the last frame said how long it lasts, else at the stream's rate
+                pts = (last_pts + (last_duration or step)) if last_pts is not None else 0
+            duration = int(frame.duration) if frame.duration and frame.duration > 0 else None
+            last_pts, last_duration = pts, duration
+            rgb = _upright(frame.to_ndarray(format="rgb24"), _rotation(frame))
+            item = DecodedFrame(index, rgb, int(pts), tb, duration)
             index += 1
             return item
 
-        try:
-            for packet in c.demux(streams):
+        packets = c.demux(v)
+        while max_frames is None or index < max_frames:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.FFmpegError as exc:  # the container itself breaks off
+                error = exc
+                packet = None  # flush what the decoder holds
+            try:
+                frames = v.codec_context.decode(packet)
+                bad = 0
+            except av.FFmpegError as exc:
+                bad += 1
+                if bad >= MAX_BAD_PACKETS:
+                    error = exc
+                    break
+                continue
+            for frame in frames:
+                yield emit(frame)
                 if max_frames is not None and index >= max_frames:
                     break
-                if packet.stream.type == "audio":
-                    if packet.dts is not None:
-                        pending.append(packet)
-                    continue
-                for frame in packet.decode():
-                    yield emit(frame)
-                    if max_frames is not None and index >= max_frames:
-                        break
-        except av.FFmpegError as exc:
-            if index == 0:
-                raise InputError(f"{Path(path).name}: cannot decode video ({_reason(exc)}).") from None
-            raise InputError(f"{Path(path).name} is damaged: decoding stopped at frame {index} ({_reason(exc)}).") from None
+            if packet is None:
+                break
         if index == 0:
-            raise InputError(f"{Path(path).name} has no decodable video frames.")
+            why = f" ({_reason(error)})" if error is not None else ""
+            raise InputError(f"{name} has no decodable video frames{why}.")
     finally:
         c.close()
+
+
+class _AudioTrack:
+    """The first audio track of ``src``, muxed into ``out`` up to a given time.
+
+    Times are seconds on the output's clock, where 0 is ``origin`` seconds in
+    the source (the first video frame). AAC/MP3 packets are copied, each kept
+    if it starts before the end and ends after 0. Anything else is decoded,
+    cut to the sample (silence fills a late start) and encoded to AAC.
+    """
+
+    def __init__(self, src: str | Path, out: av.container.OutputContainer):
+        self._in = av.open(str(src), "r")
+        try:
+            if not self._in.streams.audio:
+                raise LookupError("no audio")
+            a = self._in.streams.audio[0]
+            ctx = a.codec_context
+            self._a = a
+            self._tb = Fraction(a.time_base or Fraction(1, ctx.sample_rate or 48000))
+            if _codec_name(a) in COPY_AUDIO_CODECS:
+                self.mode = "copy"
+                self._out = out.add_stream_from_template(a)
+            else:
+                self.mode = "aac"
+                rate = ctx.sample_rate if ctx.sample_rate in AAC_RATES else 48000
+                layout = {1: "mono", 2: "stereo", 6: "5.1"}.get(ctx.channels, "stereo")
+                self._rate, self._layout = rate, layout
+                self._out = out.add_stream("aac", rate=rate, layout=layout)
+                self._out.time_base = Fraction(1, rate)
+                self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+                self._buf: list[np.ndarray] = []  # decoded fltp samples not yet encoded
+                self._buf_pos: int | None = None  # output sample position of the buffer's start
+                self._written = 0  # output sample position reached by the encoder
+            self._packets = self._in.demux(a)
+        except BaseException:
+            self._in.close()
+            raise
+        self._container = out
+        self.origin: float | None = None
+        self._held = None  # a packet read but not yet due
+        self._before = None  # copy mode: the last packet that ends before 0
+        self._last_dts: int | None = None  # copy mode: of the last packet muxed
+        self._done = False
+
+    def _next_packet(self):
+        if self._held is not None:
+            p, self._held = self._held, None
+            return p
+        while not self._done:
+            try:
+                p = next(self._packets)
+            except (StopIteration, av.FFmpegError):
+                self._done = True  # end of file, or the rest is unreadable
+                return None
+            if p.pts is None and p.dts is None:
+                continue  # the demuxer's flush marker
+            return p
+        return None
+
+    def _start(self, p) -> float:
+        t = p.pts if p.pts is not None else p.dts
+        return float(t * self._tb) - self.origin
+
+    def pump(self, until: float, final: bool = False) -> None:
+        """Mux the source audio up to ``until`` seconds (output clock); ``final`` ends the track."""
+        if self.origin is None:
+            return
+        while True:
+            p = self._next_packet()
+            if p is None:
+                break
+            start = self._start(p)
+            if start >= until:
+                self._held = p
+                break
+            if self.mode == "copy":
+                self._copy(p, start)
+            else:
+                self._decode(p)
+        if self.mode == "aac":
+            if final:
+                self._add(self._resampler.resample(None))
+            self._drain(until)
+            if final:
+                for pkt in self._out.encode(None):
+                    self._container.mux(pkt)
+
+    def _copy(self, p, start: float) -> None:
+        dur = float((p.duration or 0) * self._tb)
+        if dur > 0 and start + dur <= 1e-6:
+            # Wholly before the first video frame: dropped, except the one just before
+            # (an encoder's priming packet; the MP4 edit list hides it, as in the source).
+            self._before = p
+            return
+        if self._before is not None:
+            before, self._before = self._before, None
+            self._mux_copy(before)
+        self._mux_copy(p)
+
+    def _mux_copy(self, p) -> None:
+        shift = round(self.origin / self._tb)
+        if p.pts is not None:
+            p.pts -= shift
+        if p.dts is not None:
+            p.dts -= shift
+            if self._last_dts is not None and p.dts <= self._last_dts:
+                return  # a damaged source's timestamp going back: the muxer would refuse the file
+            self._last_dts = p.dts
+        p.stream = self._out
+        self._container.mux(p)
+
+    def _decode(self, p) -> None:
+        try:
+            frames = self._a.codec_context.decode(p)
+        except av.FFmpegError:
+            return  # a damaged audio packet: drop it, keep the rest
+        for f in frames:
+            if self._buf_pos is None:
+                t = self._start(p)
+                if f.pts is not None and f.time_base:
+                    t = float(f.pts * f.time_base) - self.origin
+                self._buf_pos = round(t * self._rate)
+            f.pts = None
+            try:
+                self._add(self._resampler.resample(f))
+            except ValueError:  # the source changed format or layout mid-stream: start a new resampler
+                self._add(self._resampler.resample(None))
+                self._resampler = av.AudioResampler(format="fltp", layout=self._layout, rate=self._rate)
+                self._add(self._resampler.resample(f))
+
+    def _add(self, frames) -> None:
+        for f in frames:
+            if f is not None and f.samples:
+                self._buf.append(f.to_ndarray().reshape(-1, f.samples))
+
+    def _encode(self, data: np.ndarray) -> None:
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data, dtype=np.float32), format="fltp",
+                                           layout=self._layout)
+        frame.sample_rate = self._rate
+        frame.pts = self._written
+        frame.time_base = Fraction(1, self._rate)
+        self._written += data.shape[1]
+        for pkt in self._out.encode(frame):
+            self._container.mux(pkt)
+
+    def _drain(self, until: float) -> None:
+        """Encode the buffered samples that fall in [written, until)."""
+        if not self._buf:
+            return
+        end = round(until * self._rate)
+        data = self._buf[0] if len(self._buf) == 1 else np.concatenate(self._buf, axis=1)
+        pos = self._buf_pos
+        if pos < self._written:  # before 0 (or overlapping what is written): cut
+            cut = min(self._written - pos, data.shape[1])
+            data, pos = data[:, cut:], pos + cut
+        if pos > self._written and data.shape[1]:  # the source starts late: silence up to it
+            gap = min(pos, end) - self._written
+            if gap > 0:
+                self._encode(np.zeros((data.shape[0], gap), np.float32))
+        if pos == self._written:
+            n = max(0, min(data.shape[1], end - pos))
+            if n:
+                self._encode(data[:, :n])
+            data, pos = data[:, n:], pos + n
+        self._buf = [data] if data.shape[1] else []
+        self._buf_pos = pos
+
+    def close(self) -> None:
+        self._in.close()
 
 
 class VideoSink:
     """H.264/MP4 writer used as a context manager; see the module docstring.
 
-    ``audio_from``: the input file whose first audio stream is kept.
+    ``audio_from``: the input file whose first audio track is kept (read by
+    the sink itself, cut to the frames written).
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: Fraction, time_base: Fraction,
@@ -174,14 +392,17 @@ class VideoSink:
         self.width, self.height = width + (width & 1), height + (height & 1)
         self._pad = (self.height - height, self.width - width)
         self.fps, self.time_base = Fraction(fps), Fraction(time_base)
+        if self.fps <= 0:
+            self.fps = Fraction(25)
         self.crf, self.preset, self.threads = crf, preset, threads
         self.audio_from = audio_from
         self.frames = 0
-        self.last_pts: int | None = None
-        self._audio_in = None
-        self._audio_out = None
-        self._audio_mode = None  # "copy" | "aac"
-        self._audio_decoder = None
+        self.first_pts: int | None = None
+        self.last_pts: int | None = None  # as given (source clock)
+        self._last_duration: int | None = None  # the last frame's, as given with it
+        self._last_gap: int | None = None  # between the last two frames
+        self._step = max(1, round(1 / (self.fps * self.time_base)))
+        self._audio: _AudioTrack | None = None
         self._closed = False
 
     def __enter__(self) -> "VideoSink":
@@ -200,81 +421,80 @@ class VideoSink:
                 s.codec_context.thread_count = self.threads
             self._v = s
             if self.audio_from is not None:
-                self._setup_audio()
+                try:
+                    self._audio = _AudioTrack(self.audio_from, self._c)
+                except (LookupError, av.FFmpegError):
+                    self._audio = None  # no audio track, or one that cannot be read: keep the video
         except BaseException:
             self._abort()
             raise
         return self
 
-    def _setup_audio(self) -> None:
-        src = av.open(str(self.audio_from), "r")
-        if not src.streams.audio:
-            src.close()
-            return
-        a = src.streams.audio[0]
-        self._audio_src = src
-        if a.codec_context.name in COPY_AUDIO_CODECS:
-            self._audio_out = self._c.add_stream_from_template(a)
-            self._audio_mode = "copy"
+    def write(self, rgb: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:
+        """Encode one RGB frame at ``pts`` (``time_base`` units; default: one frame after the last).
+
+        Timestamps must increase; one that does not is moved one frame past
+        the previous. The first frame is written at time 0 and the audio is
+        aligned to it.
+        """
+        if self._closed:
+            raise ValueError("The sink is closed.")
+        if pts is None or (self.last_pts is not None and pts <= self.last_pts):
+            pts = 0 if self.last_pts is None else self.last_pts + (self._last_duration or self._step)
+        pts = int(pts)
+        if self.first_pts is None:
+            self.first_pts = pts
+            if self._audio is not None:
+                self._audio.origin = float(pts * self.time_base)
         else:
-            rate = a.codec_context.sample_rate or 48000
-            self._audio_out = self._c.add_stream("aac", rate=rate)
-            self._audio_out.layout = a.codec_context.layout.name if a.codec_context.layout else "stereo"
-            self._audio_mode = "aac"
-        self._audio_in = a
-
-    def write_audio(self, packets: list) -> None:
-        """Mux audio packets demuxed from ``audio_from`` (copied or re-encoded to AAC)."""
-        if self._audio_out is None:
-            return
-        for p in packets:
-            if self._audio_mode == "copy":
-                p.stream = self._audio_out
-                self._c.mux(p)
-            else:
-                try:
-                    for frame in self._audio_in.codec_context.decode(p):
-                        frame.pts = None
-                        self._c.mux(self._audio_out.encode(frame))
-                except av.FFmpegError:
-                    continue  # one damaged audio packet: drop it, keep the video
-
-    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
-        """Encode one RGB frame at ``pts`` (time_base units); default: next frame at fps."""
-        if pts is None:
-            pts = self.frames and (self.last_pts or 0) + max(1, round(1 / (self.fps * self.time_base)))
+            self._last_gap = pts - self.last_pts
+        self._last_duration = int(duration) if duration and duration > 0 else None
         if self._pad != (0, 0):
             rgb = np.pad(rgb, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = int(pts)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts = pts - self.first_pts
         frame.time_base = self.time_base
+        if self._last_duration:
+            frame.duration = self._last_duration
         self._c.mux(self._v.encode(frame))
         self.frames += 1
-        self.last_pts = int(pts)
+        self.last_pts = pts
+        if self._audio is not None:
+            self._audio.pump(float((pts - self.first_pts) * self.time_base))  # interleave as we go
+
+    @property
+    def end_time(self) -> float:
+        """Seconds of video written: the last frame's time plus its duration."""
+        if self.first_pts is None:
+            return 0.0
+        last = self._last_duration or self._last_gap or self._step
+        return float((self.last_pts - self.first_pts + last) * self.time_base)
 
     def close(self) -> None:
         """Flush encoders, finish the file and move it onto the target path."""
         if self._closed:
             return
-        self._closed = True
         try:
-            self._c.mux(self._v.encode(None))
-            if self._audio_mode == "aac":
-                self._c.mux(self._audio_out.encode(None))
-            self._c.close()
-            self._close_audio_src()
             if self.frames == 0:
                 raise InputError("No frames were written.")
+            self._c.mux(self._v.encode(None))
+            if self._audio is not None:
+                self._audio.pump(self.end_time, final=True)
+            self._c.close()
+            self._closed = True
+            self._close_audio()
             os.replace(self._tmp, self.path)
         except BaseException:
             self._abort()
             raise
 
-    def _close_audio_src(self) -> None:
-        src = getattr(self, "_audio_src", None)
-        if src is not None:
-            src.close()
-            self._audio_src = None
+    def _close_audio(self) -> None:
+        if self._audio is not None:
+            try:
+                self._audio.close()
+            except Exception:
+                pass
+            self._audio = None
 
     def _abort(self) -> None:
         self._closed = True
@@ -284,7 +504,7 @@ class VideoSink:
                 c.close()
         except Exception:
             pass
-        self._close_audio_src()
+        self._close_audio()
         tmp = getattr(self, "_tmp", None)
         if tmp is not None:
             tmp.unlink(missing_ok=True)
