@@ -261,7 +261,6 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     stages = [_Stage(decode, "decode", failed), _Stage(infer, "infer", failed)]
     for s in stages:
         s.start()
-    last_pts = None
     labels_written = False
     try:
         with video.VideoSink(dst, out_w, out_h, info.fps, info.time_base, audio_from=src,
@@ -272,7 +271,6 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                     break
                 f, cm = item
                 sink.write(draw.render(f.rgb, cm, segmenter.palette, options.draw), f.pts, f.duration)
-                last_pts = f.pts
                 hist += draw.class_histogram(cm)
                 if labels is not None:
                     labels.add(cm)
@@ -300,7 +298,6 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     seconds = time.perf_counter() - t0
     legend = draw.legend(hist, segmenter.labels, segmenter.palette, options.draw.classes)
     keyframes = propagator.keyframes if propagator is not None else state["frames"]
-    del last_pts
     return VideoResult(Path(dst), state["frames"], keyframes, info, info.fps, seconds, legend,
                        segmenter.entry.id, options.speed)
 

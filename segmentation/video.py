@@ -36,7 +36,6 @@ from .errors import InputError
 
 COPY_AUDIO_CODECS = {"aac", "mp3"}
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ts", ".flv", ".3gp", ".ogv", ".wmv"}
 MAX_BAD_PACKETS = 50  # consecutive undecodable video packets before the file is called damaged
 
 
