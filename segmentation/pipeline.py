@@ -33,6 +33,9 @@ from .propagate import FlowPropagator, PropagationOptions
 from .segmenter import Segmenter, upscale_nearest
 
 SPEEDS = ("accurate", "realtime")
+# x264 presets by speed: encoding shares the 2 cores with the model, and at 720p
+# "veryfast" costs ~23 ms/frame against ~14 for "ultrafast" (benchmarks/results.md).
+PRESETS = {"accurate": "superfast", "realtime": "ultrafast"}
 QUEUE_SIZE = 8
 
 
@@ -48,7 +51,7 @@ class VideoOptions:
     speed: str = "accurate"
     max_frames: int | None = None
     crf: int = 23
-    preset: str = "veryfast"
+    preset: str | None = None  # x264 preset; None: "ultrafast" for realtime, "superfast" for accurate
     propagation: PropagationOptions = PropagationOptions()
 
 
@@ -264,7 +267,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     labels_written = False
     try:
         with video.VideoSink(dst, out_w, out_h, info.fps, info.time_base, audio_from=src,
-                             crf=options.crf, preset=options.preset) as sink:
+                             crf=options.crf, preset=options.preset or PRESETS[options.speed]) as sink:
             while True:
                 item = _get(maps_q, halt)
                 if item is _END:

@@ -94,8 +94,10 @@ class Segmenter:
         if (nh, nw) == (h, w):
             resized = rgb
         else:
-            shrink = nh < h / 2 or nw < w / 2
-            resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+            # Bilinear is ~5x cheaper than area averaging and as good down to 1/3 scale;
+            # past that (1080p and up) area averaging avoids aliasing.
+            strong = nh < h / 3 or nw < w / 3
+            resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if strong else cv2.INTER_LINEAR)
         if (nh, nw) == (ih, iw):
             return resized, (1.0, 1.0)
         canvas = np.full((ih, iw, 3), PAD_VALUE, dtype=np.uint8)
