@@ -1,0 +1,173 @@
+"""Example media for the app: public files, pinned by sha256, fetched once.
+
+Each example is a public file with a pinned sha256 and its licence. The app
+calls ``ensure_examples`` at start: a file already under ``examples/cache/``
+with the right hash is used as it is; otherwise it is copied from a local
+folder named in ``SEGMENTATION_EXAMPLES_SOURCE`` (several folders separated
+by ``os.pathsep``; tests and CI point it at ``../shared/videos`` and
+``../shared/images``), or downloaded with ``weights.download`` (the same
+verified, atomic downloader the model cache uses). A file whose hash does not
+match is never used and never left under its name. Offline and without a
+source the app simply starts without the missing examples (one log line).
+
+Each example also carries the settings its row in the app's example table
+uses (model, output mode, speed), so the rows are data, not UI code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from . import weights
+
+log = logging.getLogger(__name__)
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "cache"
+ENV_SOURCE = "SEGMENTATION_EXAMPLES_SOURCE"
+
+_INTEL = "https://github.com/intel-iot-devkit/sample-videos/raw/master/"
+_CORAL = "https://github.com/google-coral/test_data/raw/master/"
+
+
+@dataclass(frozen=True)
+class ExampleFile:
+    """One example: where it comes from, its pinned hash, licence, and its row's settings."""
+
+    name: str
+    url: str
+    sha256: str
+    title: str
+    author: str
+    licence: str
+    licence_url: str
+    source_page: str
+    model: str = "autoseg-edgetpu-xs"
+    mode: str = "overlay"
+    speed: str = "realtime"
+    alpha: float = 0.5
+
+
+def _intel_video(name: str, sha256: str, title: str, model: str, mode: str) -> ExampleFile:
+    return ExampleFile(name=name, url=_INTEL + name, sha256=sha256, title=title,
+                       author="Intel Corporation (intel-iot-devkit/sample-videos)", licence="CC BY 4.0",
+                       licence_url="https://creativecommons.org/licenses/by/4.0/",
+                       source_page="https://github.com/intel-iot-devkit/sample-videos",
+                       model=model, mode=mode, speed="realtime")
+
+
+EXAMPLES: tuple[ExampleFile, ...] = (
+    _intel_video("car-detection.mp4", "d31e0ebf194cc16e50eea784e7c3b0b1bb7976a4fb9b3fec26cb92a6704cca34",
+                 "Street traffic (video)", "autoseg-edgetpu-xs", "side-by-side"),
+    _intel_video("one-by-one-person-detection.mp4", "a5964aa259099a482a8b360ffc2c57b5a30f84d5919236a4dad01f8e929ac07c",
+                 "People walking by (video)", "deeplabv3-pascal", "overlay"),
+    _intel_video("bottle-detection.mp4", "d52ba94aedf8a923c342fe9ea1d2bd85f712c4cc0f49a6de1bac43eebe3a48ff",
+                 "Bottles on a table (video)", "deeplabv3-pascal", "mask"),
+    ExampleFile(
+        name="bird.bmp", url=_CORAL + "bird.bmp",
+        sha256="3fd22d6ed352b8e721d9982e38ed655f8429e168bb53ad205c6f3cdfa848e994",
+        title="Bird (photo)",
+        author="Open Images Dataset V5 contributor, via google-coral/test_data",
+        licence="CC BY 2.0", licence_url="https://creativecommons.org/licenses/by/2.0/",
+        source_page=("https://storage.googleapis.com/openimages/web/visualizer/index.html"
+                     "?set=train&type=detection&c=%2Fm%2F015p6&id=05cae1286a212d52"),
+        model="deeplabv3-pascal", mode="overlay", speed="accurate",
+    ),
+)
+
+def source_dirs(value: str | None = None) -> list[Path]:
+    """Local folders to copy examples from: ``value`` or ``$SEGMENTATION_EXAMPLES_SOURCE``."""
+    raw = os.environ.get(ENV_SOURCE, "") if value is None else value
+    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
+
+
+def _copy_verified(src: Path, dest: Path, sha256: str) -> Path:
+    """Copy ``src`` onto ``dest`` atomically if (and only if) its sha256 matches."""
+    if weights.sha256_file(src) != sha256:
+        raise ValueError(f"{src}: sha256 mismatch, expected {sha256}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        if weights.sha256_file(Path(tmp)) != sha256:  # the source changed under us
+            raise ValueError(f"{src}: changed while copying")
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
+
+
+def fetch_example(example: ExampleFile, dest_dir: Path = EXAMPLES_DIR, sources: Iterable[Path] = (),
+                  download: bool = True, timeout: float = 20.0) -> Path:
+    """The verified local copy of one example: cached, copied from a source folder, or downloaded.
+
+    Raises ``OSError`` (with every attempt listed) when none of these works.
+    """
+    dest = Path(dest_dir) / example.name
+    if dest.is_file() and weights.sha256_file(dest) == example.sha256:
+        return dest
+    errors: list[str] = []
+    for folder in sources:
+        candidate = Path(folder) / example.name
+        if not candidate.is_file():
+            continue
+        try:
+            return _copy_verified(candidate, dest, example.sha256)
+        except (OSError, ValueError) as exc:
+            errors.append(str(exc))
+    if download:
+        try:
+            return weights.download(example.url, dest, example.sha256, timeout=timeout)
+        except (OSError, ValueError, urllib.error.URLError) as exc:
+            errors.append(f"{example.url}: {exc}")
+    else:
+        errors.append("downloads disabled")
+    raise OSError(f"{example.name}: " + "; ".join(errors))
+
+
+def ensure_examples(dest_dir: Path = EXAMPLES_DIR, sources: Iterable[Path] | None = None,
+                    download: bool | None = None, timeout: float = 20.0,
+                    examples: Iterable[ExampleFile] = EXAMPLES) -> list[tuple[ExampleFile, Path]]:
+    """Every example that could be made available, with its verified local path.
+
+    ``download`` defaults to True unless ``SEGMENTATION_EXAMPLES_DOWNLOAD=0``.
+    Missing examples are logged in one line; this never raises for a network problem.
+    """
+    sources = source_dirs() if sources is None else list(sources)
+    if download is None:
+        download = os.environ.get("SEGMENTATION_EXAMPLES_DOWNLOAD", "1").strip().lower() not in ("0", "false", "no")
+    got: list[tuple[ExampleFile, Path]] = []
+    missing: list[str] = []
+    for ex in examples:
+        try:
+            got.append((ex, fetch_example(ex, dest_dir, sources, download, timeout)))
+        except OSError as exc:
+            missing.append(str(exc))
+    if missing:
+        log.warning("Examples: %d of %d unavailable (offline? set %s to a folder holding them): %s",
+                    len(missing), len(missing) + len(got), ENV_SOURCE, " | ".join(missing))
+    return got
+
+
+def results_cache_dir(base: str | Path = ".gradio/cached_examples") -> Path:
+    """A folder for the app's cached example results, named after the code that makes them.
+
+    Gradio serves cached example results until its cache folder is deleted;
+    naming the folder after a hash of ``app.py`` and the package means a
+    changed app or engine computes fresh results instead of serving stale ones.
+    """
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for f in [root / "app.py", *sorted(Path(__file__).resolve().parent.glob("*.py"))]:
+        if f.is_file():
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return Path(base) / h.hexdigest()[:12]

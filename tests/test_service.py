@@ -1,0 +1,249 @@
+"""The app's service layer and example files, without a server (fast)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segmentation import DEFAULT_MODEL_ID, catalog, service
+from segmentation import examples as ex
+from segmentation.draw import LegendItem
+from segmentation.errors import InputError, ModelError
+
+
+# -- limits ---------------------------------------------------------------------------------
+def test_limits_defaults_and_env():
+    d = service.Limits.from_env({})
+    assert (d.max_upload_mb, d.max_seconds, d.max_pixels, d.concurrency, d.queue_size) == (200, 120, 3840 * 2160, 1, 16)
+    lim = service.Limits.from_env({"SEGMENTATION_MAX_UPLOAD_MB": "3", "SEGMENTATION_MAX_SECONDS": "2.5",
+                                   "SEGMENTATION_MAX_PIXELS": "1_000_000", "SEGMENTATION_CONCURRENCY": "2"})
+    assert (lim.max_upload_bytes, lim.max_seconds, lim.max_pixels, lim.concurrency) == (3 * 2**20, 2.5, 10**6, 2)
+
+
+@pytest.mark.parametrize("name,value", [("SEGMENTATION_MAX_SECONDS", "abc"), ("SEGMENTATION_MAX_SECONDS", "-1"),
+                                        ("SEGMENTATION_CONCURRENCY", "1.5"), ("SEGMENTATION_QUEUE_SIZE", "0")])
+def test_limits_bad_values_are_named(name, value):
+    with pytest.raises(ValueError, match=name):
+        service.Limits.from_env({name: value})
+
+
+# -- validation -----------------------------------------------------------------------------
+def test_model_choices_exclude_tensorflow_formats_and_start_with_default():
+    ids = [mid for _, mid in service.model_choices()]
+    assert ids[0] == DEFAULT_MODEL_ID
+    assert "autoseg-edgetpu-xs-savedmodel" not in ids
+    assert all(catalog.CATALOG[i].format == catalog.TFLITE for i in ids)
+    assert {"deeplabv3-pascal", "deeplab-cityscapes"} <= set(ids)
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../../x.tflite", "autoseg-edgetpu-xs-savedmodel", "", None, 3,
+                                 "https://tfhub.dev/google/edgetpu/vision/autoseg-edgetpu/fused_argmax/xs/1"])
+def test_check_model_id_refuses_anything_but_offered_ids(bad):
+    with pytest.raises(ModelError, match="Unknown model .*choose one of autoseg-edgetpu-xs"):
+        service.check_model_id(bad)
+
+
+def test_check_model_id_refuses_existing_tflite_paths(shared_models):
+    path = next(shared_models.glob("*.tflite"))
+    with pytest.raises(ModelError):
+        service.check_model_id(str(path))
+
+
+def test_options_validation():
+    assert service.check_mode("side-by-side") == "side-by-side"
+    assert service.check_alpha("0.25") == 0.25
+    for fn, bad in [(service.check_mode, "sparkle"), (service.check_speed, "ludicrous"),
+                    (service.check_alpha, 1.5), (service.check_alpha, "x")]:
+        with pytest.raises(InputError):
+            fn(bad)
+
+
+def test_class_filter():
+    labels = catalog.CATALOG["deeplabv3-pascal"].labels
+    assert service.class_filter([], labels) is None
+    assert service.class_filter(None, labels) is None
+    assert service.class_filter(["Person", "bird"], labels) == (15, 3)
+    assert service.class_filter("person, car", labels) == (15, 7)
+    with pytest.raises(InputError, match="Unknown class 'unicorn'"):
+        service.class_filter(["unicorn"], labels)
+    assert service.class_names("deeplabv3-pascal")[3] == "bird"
+
+
+def test_check_upload(tmp_path):
+    limits = service.Limits(max_upload_mb=0.001)  # ~1 KB
+    small, big, empty = tmp_path / "a.png", tmp_path / "b.mp4", tmp_path / "c.mp4"
+    small.write_bytes(b"x" * 100)
+    big.write_bytes(b"x" * 2000)
+    empty.write_bytes(b"")
+    assert service.check_upload(small, limits) == small
+    with pytest.raises(InputError, match="upload limit is 0.001 MB"):
+        service.check_upload(big, limits)
+    with pytest.raises(InputError, match="empty"):
+        service.check_upload(empty, limits)
+    with pytest.raises(InputError, match="No file"):
+        service.check_upload(None, limits)
+
+
+def test_safe_stem():
+    assert service.safe_stem("/tmp/x/My clip (1).mp4") == "My_clip_1"
+    assert service.safe_stem("...") == "result"
+
+
+# -- segmenter cache --------------------------------------------------------------------------
+def test_segmenter_cache_loads_each_model_once_across_threads():
+    calls = []
+
+    def factory(mid):
+        calls.append(mid)
+        time.sleep(0.05)
+        return object()
+
+    cache = service.SegmenterCache(factory=factory)
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get("deeplabv3-pascal"))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["deeplabv3-pascal"] and len({id(g) for g in got}) == 1
+    with pytest.raises(ModelError):
+        cache.get("../../x.tflite")
+    assert cache.loaded() == ["deeplabv3-pascal"]
+
+
+# -- page pieces --------------------------------------------------------------------------
+def test_legend_html_escapes_and_orders():
+    items = [LegendItem(1, "road", (140, 140, 140), 0.7), LegendItem(2, "<b>car</b>", (0, 102, 200), 0.2996),
+             LegendItem(3, "sky", (6, 230, 230), 0.0004)]
+    page = service.legend_html(items)
+    assert "<b>car</b>" not in page and "&lt;b&gt;car&lt;/b&gt;" in page
+    assert page.index("road") < page.index("car")
+    assert "70.0%" in page and "30.0%" in page and "#0066c8" in page
+    assert "others" in page and "<0.1%" not in page.replace("&lt;0.1%", "")  # escaped
+    assert service.format_share(0.0004) == "<0.1%" and service.format_share(0.5) == "50.0%"
+    assert "No pixels" in service.legend_html([])
+
+
+def test_stats_markdown():
+    video = {"kind": "video", "frames": 377, "width": 768, "height": 432, "source_fps": 12.5, "output_fps": 12.5,
+             "processing_fps": 14.2, "realtime_factor": 1.14, "seconds": 26.5, "model_runs": 60,
+             "model": "autoseg-edgetpu-xs", "speed": "realtime", "trimmed_to_seconds": None}
+    text = service.stats_markdown(video)
+    for part in ("377 frames", "12.5 fps → 12.5 fps", "14.2 frames/s", "autoseg-edgetpu-xs", "realtime"):
+        assert part in text
+    photo = {"kind": "image", "width": 512, "height": 343, "seconds": 0.05, "model": "m", "downscaled_from": [9000, 6000]}
+    assert "512×343" in service.stats_markdown(photo) and "downscaled from 9000×6000" in service.stats_markdown(photo)
+
+
+def test_frame_rate_reports_rate():
+    seen = []
+    fr = service.FrameRate(lambda d, t, r: seen.append((d, t, r)))
+    for i in range(1, 4):
+        fr(i, 3)
+        time.sleep(0.01)
+    assert [s[0] for s in seen] == [1, 2, 3] and seen[0][2] == 0.0 and seen[-1][2] > 0
+
+
+def test_temp_store_sweeps_old_jobs(tmp_path):
+    store = service.TempStore(tmp_path / "store", max_age=60)
+    old, new = store.new_job(), store.new_job()
+    past = time.time() - 120
+    os.utime(old, (past, past))
+    assert store.sweep() == 1
+    assert not old.exists() and new.exists()
+    store.close()
+    assert not store.root.exists()
+
+
+# -- jobs (real model) ------------------------------------------------------------------------
+def test_run_photo_modes_and_pixel_limit(shared_images, tmp_path):
+    cache, store = service.SegmenterCache(), service.TempStore(tmp_path / "s")
+    bird = shared_images / "bird.bmp"
+    r = service.run_photo(cache, bird, "deeplabv3-pascal", "side-by-side", 0.5, ["bird"], service.Limits(), store)
+    assert r.output.name == "bird_segmented.png" and r.display.shape == r.original.shape == (343, 512, 3)
+    from PIL import Image
+
+    with Image.open(r.output) as im:
+        assert im.size == (1024, 343)
+    assert [it.name for it in r.legend] == ["bird"]
+    small = service.Limits(max_pixels=100 * 100)
+    r = service.run_photo(cache, bird, "deeplabv3-pascal", "mask", 0.5, None, small, store)
+    assert r.original.shape[0] * r.original.shape[1] <= 100 * 100 and r.stats["downscaled_from"] == [512, 343]
+    cam = np.full((120, 160, 3), 90, np.uint8)
+    r = service.run_photo(cache, cam, DEFAULT_MODEL_ID, "overlay", 0.5, None, service.Limits(), store)
+    assert r.output.name == "webcam_segmented.png"
+    with pytest.raises(InputError, match="is a photo, not a video"):
+        service.run_video(cache, bird, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None, service.Limits(), store)
+
+
+def test_live_session_realtime_and_model_switch(shared_models):
+    cache = service.SegmenterCache()
+    live = service.LiveSession(interval=0.1)
+    frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    for _ in range(4):
+        out, text = live.process(cache.get(DEFAULT_MODEL_ID), frame, "side-by-side", 0.5, None, "realtime")
+    assert out.shape == (240, 640, 3)
+    assert "ms per frame" in text and "frames/s" in text and live.keyframes < live.frames == 4
+    out, text = live.process(cache.get("deeplabv3-pascal-dm05"), frame, "mask", 0.5, (15,), "accurate")
+    assert out.shape == frame.shape and "deeplabv3-pascal-dm05" in text
+
+
+# -- example files ----------------------------------------------------------------------------
+def test_examples_are_pinned_and_attributed():
+    readme = (Path(ex.__file__).resolve().parent.parent / "examples" / "README.md").read_text()
+    for e in ex.EXAMPLES:
+        assert len(e.sha256) == 64 and e.url.startswith("https://github.com/")
+        assert e.name in readme and e.url in readme and e.licence in readme
+        assert e.model in catalog.CATALOG and e.mode in service.MODES and e.speed in service.SPEEDS
+
+
+def _fake_example(tmp_path: Path, data: bytes) -> ex.ExampleFile:
+    return replace(ex.EXAMPLES[-1], name="thing.bin", url="https://invalid.invalid/thing.bin",
+                   sha256=hashlib.sha256(data).hexdigest())
+
+
+def test_ensure_examples_copies_verified_files_from_a_source(tmp_path):
+    data = b"example bytes"
+    e = _fake_example(tmp_path, data)
+    wrong, right, dest = tmp_path / "wrong", tmp_path / "right", tmp_path / "cache"
+    wrong.mkdir(), right.mkdir()
+    (wrong / e.name).write_bytes(b"tampered")
+    (right / e.name).write_bytes(data)
+    got = ex.ensure_examples(dest, sources=[wrong, right], download=False, examples=[e])
+    assert got == [(e, dest / e.name)] and (dest / e.name).read_bytes() == data
+    assert not list(dest.glob("*.part"))
+    # a cached copy is reused, a tampered cached copy is replaced
+    (dest / e.name).write_bytes(b"tampered")
+    ex.ensure_examples(dest, sources=[right], download=False, examples=[e])
+    assert (dest / e.name).read_bytes() == data
+
+
+def test_ensure_examples_offline_logs_one_line_and_goes_on(tmp_path, caplog):
+    e = _fake_example(tmp_path, b"never there")
+    with caplog.at_level("WARNING"):
+        got = ex.ensure_examples(tmp_path / "cache", sources=[], download=True, timeout=2, examples=[e])
+    assert got == []
+    lines = [r for r in caplog.records if r.name == ex.__name__]
+    assert len(lines) == 1 and "1 of 1 unavailable" in lines[0].getMessage() and ex.ENV_SOURCE in lines[0].getMessage()
+    assert not (tmp_path / "cache" / e.name).exists()
+
+
+def test_source_dirs_split_on_pathsep():
+    assert ex.source_dirs(os.pathsep.join(["/a", "", "/b"])) == [Path("/a"), Path("/b")]
+
+
+def test_shared_files_match_the_pinned_hashes(shared_videos, shared_images, tmp_path):
+    got = ex.ensure_examples(tmp_path, sources=[shared_videos, shared_images], download=False)
+    assert [e.name for e, _ in got] == [e.name for e in ex.EXAMPLES]
+
+
+def test_results_cache_dir_is_named_after_the_code(tmp_path):
+    a, b = ex.results_cache_dir(tmp_path), ex.results_cache_dir(tmp_path)
+    assert a == b and a.parent == tmp_path and len(a.name) == 12
