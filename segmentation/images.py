@@ -76,13 +76,18 @@ def load_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
         except (OSError, SyntaxError, ValueError) as exc:
             raise InputError(f"{name} is damaged or truncated: {exc}") from None
         rgb = to_rgb(img)
-    h, w = rgb.shape[:2]
-    if h * w > max_pixels:
-        import cv2
+    return fit_pixels(rgb, max_pixels)
 
-        scale = (max_pixels / (h * w)) ** 0.5
-        rgb = cv2.resize(rgb, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
-    return rgb
+
+def fit_pixels(rgb: np.ndarray, max_pixels: int) -> np.ndarray:
+    """Downscale (keeping the aspect ratio) so the image has at most ``max_pixels`` pixels."""
+    h, w = rgb.shape[:2]
+    if h * w <= max_pixels:
+        return rgb
+    import cv2
+
+    scale = (max_pixels / (h * w)) ** 0.5
+    return cv2.resize(rgb, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def as_rgb_array(image: np.ndarray) -> np.ndarray:

@@ -42,7 +42,7 @@ from . import catalog, draw
 from .catalog import HUB, SAVED_MODEL, ModelEntry
 from .draw import DrawOptions, LegendItem
 from .errors import InputError, ModelError
-from .images import as_rgb_array, load_image
+from .images import as_rgb_array, fit_pixels, load_image
 from .pipeline import SPEEDS
 from .segmenter import Segmenter, SegmenterOptions
 
@@ -378,10 +378,7 @@ def run_photo(segmenters: SegmenterCache, source: str | os.PathLike | np.ndarray
         rgb = as_rgb_array(source)
         h, w = rgb.shape[:2]
         if h * w > limits.max_pixels:
-            import cv2
-
-            s = (limits.max_pixels / (h * w)) ** 0.5
-            rgb = cv2.resize(rgb, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+            rgb = fit_pixels(rgb, limits.max_pixels)
             downscaled = (w, h)
         stem = safe_stem(name or "webcam")
     else:
