@@ -34,7 +34,7 @@ from .segmenter import Segmenter, upscale_nearest
 @dataclass(frozen=True)
 class PropagationOptions:
     flow_width: int = 320
-    min_interval: int = 2
+    min_interval: int = 3
     max_interval: int = 24
     error_threshold: float = 8.0  # mean |grey difference| after warping, 0..255
     motion_threshold: float = 0.04  # accumulated mean flow, as a fraction of flow_width
