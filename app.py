@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import errno
 import functools
 import logging
 import os
@@ -28,6 +29,8 @@ import threading
 from pathlib import Path
 
 import gradio as gr
+from gradio.utils import NamedString
+from gradio_client.utils import is_valid_file
 
 from segmentation import DEFAULT_MODEL_ID, service
 from segmentation import examples as example_files
@@ -50,6 +53,24 @@ EXAMPLE_TABLES: list[gr.Examples] = []  # filled by build(); their results are c
 demo: gr.Blocks | None = None
 
 
+def upload_component(**kwargs) -> gr.File:
+    """A ``gr.File`` whose jobs get the uploaded file's path and nothing more.
+
+    Gradio 6.31's ``File`` opens an unused ``NamedTemporaryFile(delete=False)`` in its cache on
+    every call and never deletes it: one stray empty file per job, forever. The fix is set on
+    the instance: a ``gr.File`` subclass would make Gradio write an ``app.pyi`` beside this file.
+    """
+    component = gr.File(**kwargs)
+    component._process_single_file = functools.partial(_uploaded_path, component)
+    return component
+
+
+def _uploaded_path(component: gr.File, data) -> NamedString:
+    if component.file_types and not is_valid_file(data.path, component.file_types):
+        raise gr.Error(f"Invalid file type. Please upload a file that is one of these formats: {component.file_types}")
+    return NamedString(data.path)
+
+
 # -- errors and cancellation ------------------------------------------------------------
 def _user_error(exc: BaseException) -> gr.Error:
     """Every failure becomes one sentence for the user; unexpected ones are logged in full."""
@@ -57,6 +78,10 @@ def _user_error(exc: BaseException) -> gr.Error:
         return exc
     if isinstance(exc, SegmentationError):
         return gr.Error(str(exc), print_exception=False)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        log.error("Disk full while writing a result: %s", exc)
+        return gr.Error("The server ran out of disk space while writing the result; nothing was kept. "
+                        "Try again later, or with a shorter or smaller file.", print_exception=False)
     log.error("Unexpected error", exc_info=exc)
     return gr.Error("Something went wrong while processing this file; the error was logged on the server. "
                     "Try another file or model.", print_exception=False)
@@ -241,8 +266,8 @@ def build(examples: list[tuple[example_files.ExampleFile, Path]]) -> gr.Blocks:
                         source = gr.State("upload")
                         with gr.Tabs():
                             with gr.Tab("Upload", id="upload") as upload_tab:
-                                upload = gr.File(label="Drop a video or a photo", file_types=["video", "image"],
-                                                 elem_id="upload")
+                                upload = upload_component(label="Drop a video or a photo",
+                                                          file_types=["video", "image"], elem_id="upload")
                             with gr.Tab("Webcam photo", id="webcam") as webcam_tab:
                                 webcam_photo = gr.Image(sources=["webcam"], type="numpy", label="Webcam photo",
                                                         elem_id="webcam-photo")
@@ -290,7 +315,7 @@ def build(examples: list[tuple[example_files.ExampleFile, Path]]) -> gr.Blocks:
 
         # API-only endpoints (gradio_client): /segment_image and /segment_video.
         with gr.Column(visible=False):
-            a_file = gr.File(label="file")
+            a_file = upload_component(label="file")
             a_model = gr.Textbox(DEFAULT_MODEL_ID, label="model")
             a_mode = gr.Textbox("overlay", label="mode")
             a_alpha = gr.Number(0.5, label="alpha")

@@ -8,6 +8,7 @@ traceback; a failed run leaves nothing at OUTPUT.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -52,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_MODEL
     except OSError as exc:  # an output that cannot be written (folder missing, disk full, ...)
-        print(f"error: {exc}", file=sys.stderr)
+        if exc.errno == errno.ENOSPC:
+            print(f"error: the disk is full (no space left on device) while writing {args.output}; "
+                  "nothing was kept.", file=sys.stderr)
+        else:
+            print(f"error: {exc}", file=sys.stderr)
         return EXIT_MODEL
     except KeyboardInterrupt:
         print("error: interrupted; no output was kept.", file=sys.stderr)
@@ -90,12 +95,17 @@ def _run(args: argparse.Namespace) -> int:
             raise InputError(str(exc)) from None
     dopts = DrawOptions(mode=args.mode, alpha=args.alpha, classes=classes, outlines=args.outlines)
     if kind == "image":
+        from .images import MAX_PIXELS, displayed_size
+
         res = segment_image(seg, src, dopts)
         _save_image(res.rendered, out)
         if args.labels_out:
             save_labels_png(res.class_map, args.labels_out)
         legend = res.legend
-        print(f"{src.name}: {res.original.shape[1]}x{res.original.shape[0]} segmented with {seg.entry.id} "
+        h, w = res.original.shape[:2]
+        size = displayed_size(src)
+        note = f" (downscaled from {size[0]}x{size[1]}: over {MAX_PIXELS:,} pixels)" if size and size != (w, h) else ""
+        print(f"{src.name}: {w}x{h}{note} segmented with {seg.entry.id} "
               f"in {res.seconds * 1000:.0f} ms -> {out}", file=sys.stderr)
     else:
         from tqdm import tqdm

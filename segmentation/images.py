@@ -22,6 +22,7 @@ MAX_PIXELS = int(os.environ.get("SEGMENTATION_MAX_IMAGE_PIXELS", 40_000_000))
 # Files beyond this are refused outright (decompression-bomb guard).
 HARD_MAX_PIXELS = int(os.environ.get("SEGMENTATION_HARD_MAX_IMAGE_PIXELS", 200_000_000))
 
+ORIENTATION = 0x0112  # EXIF tag
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 
@@ -88,6 +89,21 @@ def fit_pixels(rgb: np.ndarray, max_pixels: int) -> np.ndarray:
 
     scale = (max_pixels / (h * w)) ** 0.5
     return cv2.resize(rgb, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+def displayed_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) of an image file as shown (EXIF orientation applied), read from its
+    header only; None when Pillow cannot open it (``load_image`` says why)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if img.getexif().get(ORIENTATION) in (5, 6, 7, 8):  # turned a quarter: sides swap
+                    w, h = h, w
+                return w, h
+    except Exception:
+        return None
 
 
 def as_rgb_array(image: np.ndarray) -> np.ndarray:

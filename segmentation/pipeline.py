@@ -16,6 +16,7 @@ import io
 import queue
 import threading
 import time
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ import numpy as np
 from . import draw, video
 from .draw import DrawOptions, LegendItem
 from .errors import InputError, SegmentationError
-from .images import IMAGE_SUFFIXES, load_image
+from .images import load_image
 from .propagate import FlowPropagator, PropagationOptions
 from .segmenter import Segmenter, upscale_nearest
 
@@ -103,10 +104,14 @@ def sniff_kind(path: str | Path) -> str:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(p) as im:
-            if getattr(im, "n_frames", 1) > 1 and im.format in ("WEBP", "PNG"):
-                return "video"
-            return "image"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # load_image applies the limits
+            with Image.open(p) as im:
+                if getattr(im, "n_frames", 1) > 1 and im.format in ("WEBP", "PNG"):
+                    return "video"
+                return "image"
+    except Image.DecompressionBombError:
+        return "image"  # far too many pixels: load_image refuses it with the numbers
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return "video"
 
@@ -239,7 +244,13 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
 
     def decode():
         try:
+            start = None
             for f in video.read_frames(src, options.max_frames):
+                # The probed duration is only what the header says (nothing, for a raw or live
+                # stream): the limit holds for the frames themselves.
+                start = f.pts if start is None else start
+                if max_duration is not None and (f.pts - start) * f.time_base >= max_duration:
+                    raise InputError(f"The video is longer than the limit of {max_duration:g} s.")
                 if not _put(frames_q, f, halt):
                     return
         finally:

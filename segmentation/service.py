@@ -42,7 +42,7 @@ from . import catalog, draw
 from .catalog import HUB, SAVED_MODEL, ModelEntry
 from .draw import DrawOptions, LegendItem
 from .errors import InputError, ModelError
-from .images import as_rgb_array, fit_pixels, load_image
+from .images import as_rgb_array, displayed_size, fit_pixels, load_image
 from .pipeline import SPEEDS
 from .segmenter import Segmenter, SegmenterOptions
 
@@ -156,6 +156,8 @@ def class_filter(names: Sequence[str] | str | None, labels: Sequence[str]) -> tu
         return None
     if isinstance(names, str):
         names = [n for n in re.split(r"[,;]", names) if n.strip()]
+    elif not isinstance(names, (list, tuple)):
+        raise InputError(f"Classes must be a list of class names, got {type(names).__name__}.")
     names = [str(n) for n in names if str(n).strip()]
     if not names:
         return None
@@ -353,16 +355,6 @@ class VideoOutcome:
     stats: dict
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return im.size
-    except Exception:  # unreadable files are reported by load_image
-        return None
-
-
 def run_photo(segmenters: SegmenterCache, source: str | os.PathLike | np.ndarray, model_id: str, mode: str,
               alpha: float, classes: Sequence[str] | str | None, limits: Limits, store: TempStore,
               name: str | None = None) -> PhotoOutcome:
@@ -384,8 +376,8 @@ def run_photo(segmenters: SegmenterCache, source: str | os.PathLike | np.ndarray
     else:
         path = check_upload(source, limits)
         if sniff_kind(path) != "image":
-            raise InputError(f"{path.name} is a video, not a photo: use the video endpoint (segment_video).")
-        size = _image_size(path)
+            _refuse_non_photo(path)
+        size = displayed_size(path)
         rgb = load_image(path, max_pixels=limits.max_pixels)
         if size is not None and size != (rgb.shape[1], rgb.shape[0]) and size[0] * size[1] > limits.max_pixels:
             downscaled = size
@@ -395,13 +387,29 @@ def run_photo(segmenters: SegmenterCache, source: str | os.PathLike | np.ndarray
     shown_mode = "overlay" if mode == "side-by-side" else mode
     res = segment_image(seg, rgb, DrawOptions(mode=shown_mode, alpha=alpha, classes=ids))
     picture = draw.side_by_side(res.original, res.rendered) if mode == "side-by-side" else res.rendered
-    out = store.new_job() / f"{stem}_segmented.png"
-    Image.fromarray(picture).save(out, compress_level=1)
+    job = store.new_job()
+    out = job / f"{stem}_segmented.png"
+    try:
+        Image.fromarray(picture).save(out, compress_level=1)
+    except BaseException:  # disk full, ...: no half-written PNG stays behind
+        shutil.rmtree(job, ignore_errors=True)
+        raise
     h, w = res.original.shape[:2]
     stats = {"kind": "image", "width": w, "height": h, "output_width": picture.shape[1],
              "output_height": picture.shape[0], "seconds": round(res.seconds, 4), "model": seg.entry.id,
              "mode": mode, "downscaled_from": list(downscaled) if downscaled else None}
     return PhotoOutcome(res.original, res.rendered, out, res.legend, stats)
+
+
+def _refuse_non_photo(path: Path) -> None:
+    """The photo endpoint's answer to a file Pillow cannot open: a video, or neither."""
+    from . import video
+
+    try:
+        video.probe(path)
+    except InputError:
+        raise InputError(f"{path.name} is neither a photo nor a video that can be read.") from None
+    raise InputError(f"{path.name} is a video, not a photo: use the video endpoint (segment_video).")
 
 
 def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: str, mode: str, alpha: float,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,3 +79,96 @@ def stop_app(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# -- the app's temporary files -----------------------------------------------------------------
+def temp_env(root: Path) -> dict[str, str]:
+    """Environment putting everything the app writes to temp under ``root``: its TempStore
+    (``segmentation-app-*`` in TMPDIR) and Gradio's upload cache (``root/gradio``)."""
+    root.mkdir(parents=True, exist_ok=True)
+    return {"TMPDIR": str(root), "GRADIO_TEMP_DIR": str(root / "gradio")}
+
+
+def store_dir(root: Path) -> Path:
+    """The running app's TempStore folder under its TMPDIR ``root``."""
+    found = list(root.glob("segmentation-app-*"))
+    assert len(found) == 1, f"expected one TempStore folder in {root}, found {found}"
+    return found[0]
+
+
+def job_dirs(root: Path) -> list[Path]:
+    return sorted(d for d in store_dir(root).iterdir() if d.is_dir())
+
+
+_CACHE_DIR = re.compile(r"[0-9a-f]{64}")
+
+
+def temp_leftovers(root: Path) -> list[str]:
+    """Everything under the app's TMPDIR ``root`` that is neither a finished result nor Gradio's
+    cache: a job folder must hold exactly one ``*_segmented.png|mp4`` and nothing hidden (no
+    ``.part``); Gradio's cache only hash-named folders of uploads and results."""
+    bad = []
+    for p in sorted(root.iterdir()):
+        if p.name == "gradio" and p.is_dir():
+            for q in sorted(p.iterdir()):
+                if q.name == "vibe_edit_history" and q.is_dir() and not any(q.iterdir()):
+                    continue  # made (empty) by Gradio at start
+                if not (q.is_dir() and _CACHE_DIR.fullmatch(q.name)):
+                    bad.append(str(q))
+                else:
+                    bad += [str(f) for f in q.iterdir() if f.name.startswith(".") or not f.is_file()]
+        elif p.name.startswith("segmentation-app-") and p.is_dir():
+            for job in sorted(p.iterdir()):
+                files = sorted(f.name for f in job.iterdir()) if job.is_dir() else None
+                if files is None or len(files) != 1 or not re.fullmatch(r"[^.].*_segmented\.(png|mp4)", files[0]):
+                    bad.append(f"{job}: {files}")
+        else:
+            bad.append(str(p))
+    return bad
+
+
+@contextmanager
+def running_app(root: Path, **env_overrides: str):
+    """``start_app`` with everything it writes to temp under ``root/tmp`` (see ``temp_env``);
+    yields (server, that tmp folder, a client); stops the server afterwards."""
+    tmp = root / "tmp"
+    srv = start_app(root / "app.log", **env_overrides, **temp_env(tmp))
+    try:
+        yield srv, tmp, api_client(srv, root / "downloads")
+    finally:
+        stop_app(srv.process)
+
+
+def api_client(server: AppServer, downloads: Path):
+    """A gradio_client for the server, saving results under ``downloads``, sending nothing elsewhere."""
+    from gradio_client import Client
+
+    return Client(server.url, verbose=False, download_files=str(downloads), analytics_enabled=False)
+
+
+# -- calling the API ---------------------------------------------------------------------------
+IMAGE, VIDEO = "/segment_image", "/segment_video"
+
+
+def submit(client, endpoint: str, path: Path, model: str, *, mode: str = "overlay", alpha: float = 0.5,
+           speed: str = "accurate", classes=()):  # classes: any JSON value, as a client may send
+    """Start one /segment_image or /segment_video job for a local file; returns the gradio_client Job."""
+    from gradio_client import handle_file
+
+    args = [handle_file(str(path)), model, mode, alpha] + ([speed] if endpoint == VIDEO else []) + [classes]
+    return client.submit(*args, api_name=endpoint)
+
+
+def result_file(out) -> Path:
+    """The local path of a job's result (a video output comes as {"video": path, ...})."""
+    return Path(out["video"] if isinstance(out, dict) else out)
+
+
+def api_error(job, timeout: float = 120) -> str:
+    """The server's one-sentence refusal of a job (gradio_client raises it as ``AppError``)."""
+    try:
+        job.result(timeout=timeout)
+    except Exception as exc:
+        assert type(exc).__name__ == "AppError", repr(exc)
+        return str(exc)
+    raise AssertionError("the job succeeded; a refusal was expected")

@@ -12,29 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media import BLUE, GREEN, RED, close_to, corner_image
 from PIL import Image
 
 from segmentation import InputError, Segmenter, SegmenterOptions, images, load_image
 from segmentation.catalog import ModelEntry
 from segmentation.images import as_rgb_array
 
-RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
-
 
 def _save(img: Image.Image, path: Path, **kw) -> Path:
     img.save(path, **kw)
     return path
-
-
-def _corner_image(w: int, h: int, corner=RED, rest=BLUE, k: int = 8) -> Image.Image:
-    a = np.empty((h, w, 3), np.uint8)
-    a[:] = rest
-    a[:k, :k] = corner
-    return Image.fromarray(a)
-
-
-def _close(pixel, colour, tol=12) -> bool:
-    return bool(np.all(np.abs(np.asarray(pixel, int) - np.asarray(colour, int)) <= tol))
 
 
 # -- load_image: modes ---------------------------------------------------------------------
@@ -85,7 +73,7 @@ def test_cmyk_jpeg(tmp_path):
         assert check.mode == "CMYK"
     rgb = load_image(path)
     assert rgb.shape == (24, 40, 3)
-    assert _close(rgb[12, 20], RED)
+    assert close_to(rgb[12, 20], RED)
 
 
 def test_exif_orientation_6_is_applied(tmp_path):
@@ -93,12 +81,12 @@ def test_exif_orientation_6_is_applied(tmp_path):
     # so a 40x20 file shows as 20x40 and its top-left corner lands at the top right.
     exif = Image.Exif()
     exif[0x0112] = 6
-    path = _save(_corner_image(40, 20), tmp_path / "r.jpg", exif=exif, quality=95)
+    path = _save(corner_image(40, 20), tmp_path / "r.jpg", exif=exif, quality=95)
     rgb = load_image(path)
     assert rgb.shape == (40, 20, 3)
-    assert _close(rgb[1, -2], RED)
+    assert close_to(rgb[1, -2], RED)
     for y, x in ((1, 1), (-2, 1), (-2, -2)):
-        assert _close(rgb[y, x], BLUE)
+        assert close_to(rgb[y, x], BLUE)
 
 
 def test_palette_png_with_and_without_transparency(tmp_path):

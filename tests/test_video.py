@@ -12,10 +12,7 @@ tests are about and a real one costs ~80 ms a frame on the CI's CPU.
 
 from __future__ import annotations
 
-import os
 import struct
-import subprocess
-import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -24,124 +21,18 @@ from types import SimpleNamespace
 import av
 import numpy as np
 import pytest
+from media import (TONE_HZ, StubSegmenter, assert_same_timing, audio_only, damage, decoded_frames, make_clip,
+                   no_leftovers, run_bounded, run_cli, stream_facts, video_times)
 
 from segmentation import video
 from segmentation.draw import DrawOptions
 from segmentation.errors import InputError
 from segmentation.pipeline import Cancelled, VideoOptions, segment_video
 
-ROOT = Path(__file__).resolve().parent.parent
-RED = (255, 0, 0)
-TONE_HZ = 440.0
 PLAIN = VideoOptions(draw=DrawOptions(alpha=0.0))  # output pixels == input pixels
 
 
-# -- a stand-in for the model -----------------------------------------------------------
-class StubSegmenter:
-    """What the pipeline needs from a Segmenter: predict, palette, labels, entry.id."""
-
-    def __init__(self, fail_at: int | None = None):
-        self.labels = tuple(f"class {i}" for i in range(4))
-        self.palette = np.zeros((256, 3), np.uint8)
-        self.palette[1] = (0, 255, 0)
-        self.entry = SimpleNamespace(id="stub")
-        self.fail_at = fail_at
-        self.calls = 0
-
-    def predict(self, rgb: np.ndarray) -> np.ndarray:
-        self.calls += 1
-        if self.fail_at is not None and self.calls >= self.fail_at:
-            raise RuntimeError("model exploded")
-        cm = np.zeros((8, 8), np.uint8)
-        cm[:4] = 1
-        return cm
-
-
-# -- generating clips ------------------------------------------------------------------
-def _picture(i: int, w: int, h: int, marker: bool = False) -> np.ndarray:
-    """A smooth gradient with a moving bright square; ``marker``: red block in the top-left corner."""
-    y, x = np.mgrid[0:h, 0:w]
-    img = np.empty((h, w, 3), np.uint8)
-    img[..., 0] = (x * 120 // max(1, w - 1)).astype(np.uint8)  # never mistaken for the red marker
-    img[..., 1] = (y * 200 // max(1, h - 1)).astype(np.uint8)
-    img[..., 2] = (60 + 3 * i) % 256
-    s = max(4, min(w, h) // 5)
-    x0 = (i * 3) % max(1, w - s)
-    img[h // 2 - s // 2: h // 2 + s // 2, x0:x0 + s] = (230, 230, 230)
-    if marker:
-        img[: h // 4, : w // 4] = RED
-    return img
-
-
-def make_clip(path: Path, *, size=(64, 48), pts: list[int] | None = None, frames: int = 30,
-              time_base: Fraction = Fraction(1, 25), rate: Fraction = Fraction(25), rotation: int = 0,
-              audio: str | None = None, audio_rate: int = 48000, audio_layout: str = "stereo",
-              fmt: str | None = None, options: dict | None = None, faststart: bool = True,
-              marker: bool = False) -> Path:
-    """Encode an H.264 clip with PyAV: frames at ``pts`` (``time_base`` units), optional tone track."""
-    pts = list(pts) if pts is not None else [i * round(1 / (rate * time_base)) for i in range(frames)]
-    w, h = size
-    copts = {"movflags": "+faststart"} if (faststart and path.suffix in (".mp4", ".mov")) else {}
-    with av.open(str(path), "w", format=fmt, container_options=copts) as c:
-        s = c.add_stream("libx264", rate=rate)
-        # 4:2:0 needs even sizes: an odd-sized clip is coded as H.264 4:4:4, at its own size
-        s.width, s.height, s.pix_fmt = w, h, ("yuv444p" if (w & 1) or (h & 1) else "yuv420p")
-        s.time_base = time_base
-        s.codec_context.time_base = time_base
-        s.options = {"preset": "ultrafast", "bframes": "0", **(options or {})}
-        if rotation:
-            s.set_display_rotation(rotation)
-        a = None
-        if audio:
-            a = c.add_stream(audio, rate=audio_rate, layout=audio_layout)
-        end = float((pts[-1] + (pts[-1] - pts[-2] if len(pts) > 1 else 1)) * time_base)
-        sent = 0
-        for i, p in enumerate(pts):
-            f = av.VideoFrame.from_ndarray(_picture(i, w, h, marker), format="rgb24")
-            f.pts, f.time_base = p, time_base
-            c.mux(s.encode(f))
-            if a is not None:  # audio up to this frame's time, in 1024-sample frames
-                t = float(p * time_base) if i + 1 < len(pts) else end
-                while sent < round(t * audio_rate):
-                    n = min(1024, round(end * audio_rate) - sent)
-                    c.mux(a.encode(_tone(sent, n, audio_rate, audio_layout)))
-                    sent += n
-        c.mux(s.encode(None))
-        if a is not None:
-            c.mux(a.encode(None))
-    return path
-
-
-def _tone(start: int, n: int, rate: int, layout: str) -> av.AudioFrame:
-    t = (np.arange(start, start + n) / rate).astype(np.float64)
-    wave = (0.5 * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32)
-    channels = 1 if layout == "mono" else 2
-    f = av.AudioFrame.from_ndarray(np.tile(wave, (channels, 1)), format="fltp", layout=layout)
-    f.sample_rate, f.pts, f.time_base = rate, start, Fraction(1, rate)
-    return f
-
-
-# -- reading outputs back -------------------------------------------------------------------
-def video_times(path: Path) -> list[float]:
-    """Presentation times (s) of every video packet, sorted (one H.264 packet = one frame)."""
-    with av.open(str(path)) as c:
-        v = c.streams.video[0]
-        return sorted(float(p.pts * v.time_base) for p in c.demux(v) if p.pts is not None)
-
-
-def stream_facts(path: Path) -> dict:
-    with av.open(str(path)) as c:
-        v = c.streams.video[0]
-        facts = {
-            "codec": v.codec_context.name, "pix_fmt": v.codec_context.pix_fmt,
-            "size": (v.codec_context.width, v.codec_context.height), "rate": v.average_rate,
-            # the track's own duration; a Matroska track has none, the file's is used
-            "duration": float(v.duration * v.time_base) if v.duration else (c.duration or 0) / 1e6 or None,
-            "audio": c.streams.audio[0].codec_context.codec.canonical_name if c.streams.audio else None,
-        }
-        return facts
-
-
+# -- reading outputs back (more in media.py) ------------------------------------------------
 def audio_span(path: Path) -> tuple[float, float, int]:
     """(start, end, packets) of the first audio track, from its packets' timestamps."""
     with av.open(str(path)) as c:
@@ -169,16 +60,6 @@ def _audio_payloads(path: Path) -> list[bytes]:
         return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
 
 
-def decoded_frames(path: Path, limit: int | None = None) -> list[av.VideoFrame]:
-    out = []
-    with av.open(str(path)) as c:
-        for f in c.decode(video=0):
-            out.append(f)
-            if limit and len(out) >= limit:
-                break
-    return out
-
-
 def top_boxes(path: Path) -> list[str]:
     """Top-level MP4 box types in file order."""
     data, i, boxes = path.read_bytes(), 0, []
@@ -199,46 +80,6 @@ def assert_h264_mp4(path: Path) -> None:
     boxes = top_boxes(path)
     assert "moov" in boxes and "mdat" in boxes, boxes
     assert boxes.index("moov") < boxes.index("mdat"), f"moov after mdat (no faststart): {boxes}"
-
-
-def assert_same_timing(src: Path, dst: Path, max_frames: int | None = None) -> None:
-    """Same frame count, per-frame times within half a frame, same duration within a frame."""
-    tin, tout = video_times(src), video_times(dst)
-    if max_frames is not None:
-        tin = tin[:max_frames]
-    assert len(tout) == len(tin), (len(tout), len(tin))
-    rel_in = np.array(tin) - tin[0]
-    rel_out = np.array(tout) - tout[0]
-    gaps = np.diff(rel_in) if len(rel_in) > 1 else np.array([1.0])
-    err = np.abs(rel_out - rel_in)
-    assert err.max() < 0.5 * gaps.min(), f"frame times moved by up to {err.max():.4f}s (min gap {gaps.min():.4f}s)"
-    assert np.all(np.diff(tout) > 0)
-    din, dout = stream_facts(src)["duration"], stream_facts(dst)["duration"]
-    if max_frames is None and din:
-        assert abs(dout - din) <= np.median(gaps) + 1e-6, (dout, din)
-
-
-def no_leftovers(folder: Path, dst: Path) -> None:
-    assert not dst.exists(), f"{dst.name} exists after a failed or cancelled job"
-    left = [n for n in os.listdir(folder) if n.endswith(".part")]
-    assert not left, f"temporary files left behind: {left}"
-
-
-def run_bounded(fn, timeout: float = 120.0):
-    """Run fn in a thread; fail (instead of hanging the suite) when it does not finish."""
-    box: dict = {}
-
-    def target():
-        try:
-            box["result"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            box["error"] = exc
-
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), f"still running after {timeout:.0f} s (hang)"
-    return box
 
 
 @pytest.fixture(scope="module")
@@ -486,24 +327,12 @@ def test_labels_match_output(clips, tmp_path):
     assert (arr[:, :32] == 1).all() and (arr[:, 32:] == 0).all()  # the stub's map, upright, at display size
 
 
-def _damaged(tmp_path, how: str, faststart: bool) -> Path:
-    src = make_clip(tmp_path / f"whole_{faststart}.mp4", size=(160, 120), frames=60, audio="aac",
-                    audio_rate=44100, faststart=faststart)
-    data = bytearray(src.read_bytes())
-    if how == "truncated":
-        data = data[: len(data) // 2]
-    else:
-        mid = len(data) // 2
-        data[mid: mid + 4096] = np.random.default_rng(1).integers(0, 256, 4096, dtype=np.uint8).tobytes()
-    out = tmp_path / f"{how}_{faststart}.mp4"
-    out.write_bytes(bytes(data))
-    return out
-
-
 @pytest.mark.parametrize("how", ["truncated", "corrupted"])
 @pytest.mark.parametrize("faststart", [True, False])
 def test_damaged_input(tmp_path, how, faststart):
-    src = _damaged(tmp_path, how, faststart)
+    whole = make_clip(tmp_path / f"whole_{faststart}.mp4", size=(160, 120), frames=60, audio="aac",
+                      audio_rate=44100, faststart=faststart)
+    src = damage(whole, tmp_path / f"{how}_{faststart}.mp4", how)
     dst = tmp_path / "out.mp4"
     box = run_bounded(lambda: segment(src, dst))
     if "error" in box:
@@ -526,15 +355,6 @@ def test_damaged_input(tmp_path, how, faststart):
     assert abs(end - (out_t[-1] + 1 / 25)) < 0.1, "audio not cut to the video"
 
 
-def _audio_only(path: Path) -> Path:
-    with av.open(str(path), "w", format="mp4") as c:
-        a = c.add_stream("aac", rate=44100, layout="stereo")
-        for i in range(20):
-            c.mux(a.encode(_tone(i * 1024, 1024, 44100, "stereo")))
-        c.mux(a.encode(None))
-    return path
-
-
 @pytest.mark.parametrize("kind,words", [("text", "not a video"), ("empty", "empty"), ("audio", "audio-only")])
 def test_not_a_video(tmp_path, kind, words):
     src = tmp_path / "input.mp4"
@@ -543,7 +363,7 @@ def test_not_a_video(tmp_path, kind, words):
     elif kind == "empty":
         src.write_bytes(b"")
     else:
-        _audio_only(src)
+        audio_only(src)
     dst = tmp_path / "out.mp4"
     box = run_bounded(lambda: segment(src, dst), timeout=30)
     err = box.get("error")
@@ -554,17 +374,11 @@ def test_not_a_video(tmp_path, kind, words):
 
 
 # -- CLI ----------------------------------------------------------------------------------------
-def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "segmentation", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
 def test_cli_labels_out(shared_models, tmp_path):
     """Rotated, odd-sized clip: labels have the display size, one per output frame."""
     src = make_clip(tmp_path / "in.mp4", size=(65, 49), frames=8, rotation=90)
     out, npz = tmp_path / "out.mp4", tmp_path / "labels.npz"
-    r = _cli(str(src), "-o", str(out), "--max-frames", "5", "--labels-out", str(npz))
+    r = run_cli(str(src), "-o", str(out), "--max-frames", "5", "--labels-out", str(npz))
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     assert stream_facts(out)["size"] == (50, 66)
@@ -578,7 +392,7 @@ def test_cli_labels_out_unwritable(shared_models, tmp_path):
     src = make_clip(tmp_path / "in.mp4", frames=3)
     (tmp_path / "file").write_text("not a folder")
     out = tmp_path / "out.mp4"
-    r = _cli(str(src), "-o", str(out), "--labels-out", str(tmp_path / "file" / "labels.npz"))
+    r = run_cli(str(src), "-o", str(out), "--labels-out", str(tmp_path / "file" / "labels.npz"))
     assert r.returncode != 0
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in r.stderr, r.stderr
@@ -593,9 +407,9 @@ def test_cli_bad_input(tmp_path, kind):
     elif kind == "empty":
         src.write_bytes(b"")
     elif kind == "audio":
-        _audio_only(src)
+        audio_only(src)
     out = tmp_path / "out.mp4"
-    r = _cli(str(src), "-o", str(out), timeout=60)
+    r = run_cli(str(src), "-o", str(out), timeout=60)
     assert r.returncode != 0
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr

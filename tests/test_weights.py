@@ -8,100 +8,19 @@ entry points its URLs at it. Every test gets its own empty cache folders
 
 from __future__ import annotations
 
-import collections
 import hashlib
-import http.server
-import os
 import shutil
-import threading
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from weights_server import (FILENAME, OTHER, PAYLOAD, PAYLOAD_SHA, cache, fake_entry,  # noqa: F401 (fixtures)
+                            listing, server)
 
 from segmentation import weights
-from segmentation.catalog import CATALOG, ModelEntry
+from segmentation.catalog import CATALOG
 from segmentation.errors import WeightsError
-
-PAYLOAD = bytes(range(256)) * 700 + b"fake model tail"  # ~175 kB: several read chunks
-PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
-OTHER = b"not the model you are looking for" * 1000
-FILENAME = "fake_model.tflite"
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Routes: /ok (the payload), /other (wrong bytes), /500, /404, /drop (short body, then close)."""
-
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        self.server.hits[self.path] += 1
-        if self.path == "/ok":
-            self._send(200, PAYLOAD)
-        elif self.path == "/other":
-            self._send(200, OTHER)
-        elif self.path == "/500":
-            self._send(500, b"internal error")
-        elif self.path == "/drop":
-            # Promise more bytes than are sent, then close the connection mid-file.
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(PAYLOAD)))
-            self.end_headers()
-            self.wfile.write(PAYLOAD[: len(PAYLOAD) // 3])
-            self.wfile.flush()
-            self.close_connection = True
-        else:
-            self._send(404, b"not found")
-
-    def _send(self, code: int, body: bytes) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-
-@pytest.fixture
-def server():
-    """A real HTTP server on 127.0.0.1 (port 0); ``server.url(path)``, ``server.hits[path]``."""
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.daemon_threads = True
-    srv.hits = collections.Counter()
-    srv.url = lambda path: f"http://127.0.0.1:{srv.server_address[1]}{path}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
-        thread.join(timeout=10)
-        assert not thread.is_alive()
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    """An empty SEGMENTATION_WEIGHTS folder; the project weights/ folder moved aside too."""
-    env = tmp_path / "cache"
-    env.mkdir()
-    project = tmp_path / "project_weights"
-    monkeypatch.setenv(weights.ENV_VAR, str(env))
-    monkeypatch.setattr(weights, "PROJECT_WEIGHTS", project)
-    return env
-
-
-def _entry(*urls: str, sha256: str = PAYLOAD_SHA) -> ModelEntry:
-    """A catalog entry (the PASCAL model's) re-pointed at the local server."""
-    return replace(CATALOG["deeplabv3-pascal"], id="fake-model", name="Fake model",
-                   filename=FILENAME, urls=tuple(urls), sha256=sha256)
-
-
-def _listing(folder: Path) -> list[str]:
-    """Everything in a folder, hidden files (``.name.part``) included."""
-    return sorted(os.listdir(folder)) if folder.exists() else []
 
 
 def _sha(path: Path) -> str:
@@ -109,13 +28,13 @@ def _sha(path: Path) -> str:
 
 
 def test_fetch_downloads_verifies_and_then_uses_the_cache(server, cache):
-    entry = _entry(server.url("/ok"))
+    entry = fake_entry(server.url("/ok"))
     seen = []
     path = weights.fetch(entry, timeout=10, progress=lambda done, total: seen.append((done, total)))
     assert path == cache / FILENAME
     assert path.read_bytes() == PAYLOAD
     assert _sha(path) == PAYLOAD_SHA
-    assert _listing(cache) == [FILENAME]  # no temporary file left beside it
+    assert listing(cache) == [FILENAME]  # no temporary file left beside it
     assert server.hits["/ok"] == 1
     assert seen and seen[-1] == (len(PAYLOAD), len(PAYLOAD))
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
@@ -126,7 +45,7 @@ def test_fetch_downloads_verifies_and_then_uses_the_cache(server, cache):
 
 
 def test_wrong_checksum_is_refused_and_leaves_nothing(server, cache):
-    entry = _entry(server.url("/other"))
+    entry = fake_entry(server.url("/other"))
     with pytest.raises(WeightsError) as info:
         weights.fetch(entry, timeout=10)
     msg = str(info.value)
@@ -136,63 +55,63 @@ def test_wrong_checksum_is_refused_and_leaves_nothing(server, cache):
     assert str(cache / FILENAME) in msg, "the message must say where to place the file by hand"
     assert PAYLOAD_SHA in msg
     assert server.hits["/other"] == 1
-    assert _listing(cache) == [], "no file under the cache name and no *.part leftovers"
+    assert listing(cache) == [], "no file under the cache name and no *.part leftovers"
 
 
 def test_download_refuses_mismatch_directly(server, cache):
     dest = cache / FILENAME
     with pytest.raises(ValueError, match="sha256 mismatch"):
         weights.download(server.url("/other"), dest, PAYLOAD_SHA, timeout=10)
-    assert _listing(cache) == []
+    assert listing(cache) == []
 
 
 def test_http_500_is_a_weights_error(server, cache):
-    entry = _entry(server.url("/500"))
+    entry = fake_entry(server.url("/500"))
     with pytest.raises(WeightsError) as info:
         weights.fetch(entry, timeout=10)
     msg = str(info.value)
     assert f"{server.url('/500')}: HTTP Error 500" in msg
     assert str(cache / FILENAME) in msg
     assert server.hits["/500"] == 1
-    assert _listing(cache) == []
+    assert listing(cache) == []
 
 
 def test_connection_dropped_mid_file(server, cache):
-    entry = _entry(server.url("/drop"))
+    entry = fake_entry(server.url("/drop"))
     with pytest.raises(WeightsError) as info:
         weights.fetch(entry, timeout=10)
     msg = str(info.value)
     assert server.url("/drop") in msg
     assert f"of {len(PAYLOAD)} bytes" in msg
     assert server.hits["/drop"] == 1
-    assert _listing(cache) == []
+    assert listing(cache) == []
 
 
 def test_first_url_fails_second_succeeds(server, cache):
-    entry = _entry(server.url("/500"), server.url("/ok"))
+    entry = fake_entry(server.url("/500"), server.url("/ok"))
     path = weights.fetch(entry, timeout=10)
     assert path == cache / FILENAME and _sha(path) == PAYLOAD_SHA
     assert server.hits["/500"] == 1 and server.hits["/ok"] == 1
-    assert _listing(cache) == [FILENAME]
+    assert listing(cache) == [FILENAME]
 
 
 def test_all_urls_fail_lists_every_url(server, cache):
-    entry = _entry(server.url("/404"), server.url("/other"))
+    entry = fake_entry(server.url("/404"), server.url("/other"))
     with pytest.raises(WeightsError) as info:
         weights.fetch(entry, timeout=10)
     msg = str(info.value)
     assert server.url("/404") in msg and server.url("/other") in msg
-    assert _listing(cache) == []
+    assert listing(cache) == []
 
 
 def test_cached_file_with_wrong_hash_is_replaced(server, cache):
     stale = cache / FILENAME
     stale.write_bytes(OTHER)
-    path = weights.fetch(_entry(server.url("/ok")), timeout=10)
+    path = weights.fetch(fake_entry(server.url("/ok")), timeout=10)
     assert path == stale
     assert path.read_bytes() == PAYLOAD
     assert server.hits["/ok"] == 1
-    assert _listing(cache) == [FILENAME]
+    assert listing(cache) == [FILENAME]
 
 
 def test_read_only_weights_folder_writes_to_project_folder(server, tmp_path, monkeypatch):
@@ -205,12 +124,12 @@ def test_read_only_weights_folder_writes_to_project_folder(server, tmp_path, mon
     try:
         assert weights.cache_dirs() == [ro.resolve(), project]
         assert weights.writable_dir() == project
-        path = weights.fetch(_entry(server.url("/ok")), timeout=10)
+        path = weights.fetch(fake_entry(server.url("/ok")), timeout=10)
         assert path == project / FILENAME
         assert _sha(path) == PAYLOAD_SHA
-        assert _listing(ro) == []
+        assert listing(ro) == []
         # Found there next time, without a request.
-        assert weights.fetch(_entry(server.url("/ok")), timeout=10) == path
+        assert weights.fetch(fake_entry(server.url("/ok")), timeout=10) == path
         assert server.hits["/ok"] == 1
     finally:
         ro.chmod(0o755)
@@ -224,7 +143,7 @@ def test_read_only_folder_with_the_file_is_used_as_is(server, tmp_path, monkeypa
     monkeypatch.setattr(weights, "PROJECT_WEIGHTS", tmp_path / "project_weights")
     ro.chmod(0o555)
     try:
-        assert weights.fetch(_entry(server.url("/ok")), timeout=10) == ro.resolve() / FILENAME
+        assert weights.fetch(fake_entry(server.url("/ok")), timeout=10) == ro.resolve() / FILENAME
         assert server.hits["/ok"] == 0
     finally:
         ro.chmod(0o755)
@@ -233,9 +152,9 @@ def test_read_only_folder_with_the_file_is_used_as_is(server, tmp_path, monkeypa
 def test_local_path_entry_and_missing_local_path(tmp_path):
     f = tmp_path / "m.tflite"
     f.write_bytes(b"x")
-    assert weights.fetch(replace(_entry(), local_path=f)) == f
+    assert weights.fetch(replace(fake_entry(), local_path=f)) == f
     with pytest.raises(WeightsError, match="does not exist"):
-        weights.fetch(replace(_entry(), local_path=tmp_path / "gone.tflite"))
+        weights.fetch(replace(fake_entry(), local_path=tmp_path / "gone.tflite"))
 
 
 # -- derived model ----------------------------------------------------------------------
@@ -257,7 +176,7 @@ def test_ensure_derived_cuts_the_published_model(derive_cache):
     path = derive.ensure_derived(entry)
     assert path == derive_cache / entry.filename
     assert _sha(path) == derive.DERIVED_SHA256[entry.filename]
-    assert not [n for n in _listing(derive_cache) if n.endswith(".part")]
+    assert not [n for n in listing(derive_cache) if n.endswith(".part")]
 
     interp = Interpreter(model_path=str(path))
     outs = interp.get_output_details()
@@ -280,7 +199,7 @@ def test_ensure_derived_refuses_an_unexpected_result(derive_cache, monkeypatch):
     monkeypatch.setitem(derive.DERIVED_SHA256, entry.filename, "0" * 64)
     with pytest.raises(WeightsError, match="derivation refused"):
         derive.ensure_derived(entry)
-    assert _listing(derive_cache) == [SOURCE_FILE]
+    assert listing(derive_cache) == [SOURCE_FILE]
 
 
 def test_ensure_derived_refuses_a_tampered_source(cache, monkeypatch):
