@@ -15,8 +15,6 @@ its own name, and checked against the hash pinned in ``DERIVED_SHA256``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from . import weights
@@ -56,14 +54,8 @@ def cut_at_scores(src: Path, dst: Path, num_classes: int) -> str:
         del sig.outputs[1:]
     name = sg.tensors[scores].name
     name = name.decode() if isinstance(name, bytes) else name
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".part", dir=dst.parent)
-    os.close(fd)
-    try:
-        fbu.write_model(model, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with weights.atomic_path(dst) as tmp:
+        fbu.write_model(model, str(tmp))
     return name
 
 

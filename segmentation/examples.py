@@ -20,7 +20,6 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import urllib.error
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,17 +91,10 @@ def _copy_verified(src: Path, dest: Path, sha256: str) -> Path:
     """Copy ``src`` onto ``dest`` atomically if (and only if) its sha256 matches."""
     if weights.sha256_file(src) != sha256:
         raise ValueError(f"{src}: sha256 mismatch, expected {sha256}")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    try:
+    with weights.atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
-        if weights.sha256_file(Path(tmp)) != sha256:  # the source changed under us
+        if weights.sha256_file(tmp) != sha256:  # the source changed under us
             raise ValueError(f"{src}: changed while copying")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return dest
 
 

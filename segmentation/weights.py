@@ -13,6 +13,7 @@ to the project's own ``weights/`` folder, which is searched too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -20,7 +21,7 @@ import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .catalog import ModelEntry
 from .errors import WeightsError
@@ -84,6 +85,24 @@ def find_cached(filename: str, sha256: str | None) -> Path | None:
     return None
 
 
+@contextlib.contextmanager
+def atomic_path(dest: Path) -> Iterator[Path]:
+    """A temporary file beside ``dest``: renamed onto it if the block succeeds, removed if not.
+
+    Whatever is written there (a download, a derived model, a copy) appears under
+    ``dest`` complete and verified, or not at all.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def download(url: str, dest: Path, sha256: str, timeout: float = 30.0,
              progress: Callable[[int, int | None], None] | None = None) -> Path:
     """Download ``url`` to ``dest`` atomically, refusing a file whose sha256 differs.
@@ -92,13 +111,10 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30.0,
     ``dest`` only after the hash matches; on any failure the temporary file is
     removed and the exception propagates.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(dest) as tmp:
         h = hashlib.sha256()
         req = urllib.request.Request(url, headers={"User-Agent": "segmentation-weights/1"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(req, timeout=timeout) as resp:
             total = resp.headers.get("Content-Length")
             total_n = int(total) if total and total.isdigit() else None
             done = 0
@@ -116,11 +132,7 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30.0,
         got = h.hexdigest()
         if got != sha256:
             raise ValueError(f"sha256 mismatch: expected {sha256}, got {got}")
-        os.replace(tmp, dest)
-        return dest
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    return dest
 
 
 def fetch(entry: ModelEntry, timeout: float = 30.0,
