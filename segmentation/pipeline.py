@@ -236,7 +236,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     frames_q: queue.Queue = queue.Queue(QUEUE_SIZE)
     maps_q: queue.Queue = queue.Queue(QUEUE_SIZE)
     hist = np.zeros(256, dtype=np.int64)
-    state = {"frames": 0, "keyframes": 0}
+    frames = 0
     labels = LabelsNpzWriter(labels_out, info.width, info.height) if labels_out else None
     propagator = (FlowPropagator(segmenter, float(info.fps), options.propagation)
                   if options.speed == "realtime" else None)
@@ -288,9 +288,9 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                 hist += draw.class_histogram(cm)
                 if labels is not None:
                     labels.add(cm)
-                state["frames"] += 1
+                frames += 1
                 if progress is not None:
-                    progress(state["frames"], max(total, state["frames"]))
+                    progress(frames, max(total, frames))
             for s in stages:
                 s.join()
             _raise_stage_errors(stages)
@@ -311,8 +311,8 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
         raise
     seconds = time.perf_counter() - t0
     legend = draw.legend(hist, segmenter.labels, segmenter.palette, options.draw.classes)
-    keyframes = propagator.keyframes if propagator is not None else state["frames"]
-    return VideoResult(Path(dst), state["frames"], keyframes, info, info.fps, seconds, legend,
+    keyframes = propagator.keyframes if propagator is not None else frames
+    return VideoResult(Path(dst), frames, keyframes, info, info.fps, seconds, legend,
                        segmenter.entry.id, options.speed)
 
 
