@@ -75,28 +75,30 @@ T_CUT_AGREEMENT = 0.98
 
 
 # -- small helpers ----------------------------------------------------------------------
-def peak_rss_mb() -> float:
-    """Peak resident set of this process (VmHWM: the post-exec address space only)."""
+def _proc_status_mb(key: str) -> float | None:
+    """A memory figure from /proc/self/status (e.g. VmHWM, VmRSS) in MB, None if unreadable."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) / 1024.0
     except OSError:
         pass
+    return None
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set of this process (VmHWM: the post-exec address space only)."""
+    hwm = _proc_status_mb("VmHWM")
+    if hwm is not None:
+        return hwm
     ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return ru / (1024.0 * 1024.0) if sys.platform == "darwin" else ru / 1024.0
 
 
 def current_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float("nan")
+    rss = _proc_status_mb("VmRSS")
+    return float("nan") if rss is None else rss
 
 
 def log(msg: str) -> None:
