@@ -155,7 +155,8 @@ async def _photo(source, model_id, mode, alpha, classes) -> service.PhotoOutcome
     return await _in_thread(service.run_photo, SEGMENTERS, source, model_id, mode, alpha, classes, LIMITS, STORE)
 
 
-async def _video(path, model_id, mode, alpha, speed, classes, progress=None, trim=False) -> service.VideoOutcome:
+async def _video(path, model_id, mode, alpha, speed, classes, progress=None, trim=False,
+                 temporal=True) -> service.VideoOutcome:
     cancel = threading.Event()
     report = None
     if progress is not None:
@@ -164,13 +165,15 @@ async def _video(path, model_id, mode, alpha, speed, classes, progress=None, tri
 
         report = service.FrameRate(show, min_interval=0.2)
     return await _in_thread(service.run_video, SEGMENTERS, path, model_id, mode, alpha, speed, classes,
-                            LIMITS, STORE, report, cancel, trim, cancel=cancel)
+                            LIMITS, STORE, report, cancel, trim, bool(temporal), cancel=cancel)
 
 
 @user_errors
-async def run(upload, webcam_photo, source, model_id, mode, alpha, speed, classes, progress=gr.Progress()):
+async def run(upload, webcam_photo, source, model_id, mode, alpha, speed, classes, temporal,
+              progress=gr.Progress()):
     """The Run button: a photo or a video (told apart by content), shown side by side."""
-    return await _run(upload, webcam_photo, source, model_id, mode, alpha, speed, classes, progress)
+    return await _run(upload, webcam_photo, source, model_id, mode, alpha, speed, classes, progress,
+                      temporal=temporal)
 
 
 @user_errors
@@ -179,7 +182,8 @@ async def run_example(upload, model_id, mode, alpha, speed):
     return await _run(upload, None, "upload", model_id, mode, alpha, speed, [], None, trim=True)
 
 
-async def _run(upload, webcam_photo, source, model_id, mode, alpha, speed, classes, progress, trim=False):
+async def _run(upload, webcam_photo, source, model_id, mode, alpha, speed, classes, progress, trim=False,
+               temporal=True):
     use_webcam = webcam_photo is not None and (source == "webcam" or not upload)
     if use_webcam:
         kind = "image"
@@ -194,7 +198,7 @@ async def _run(upload, webcam_photo, source, model_id, mode, alpha, speed, class
                 service.legend_html(r.legend), service.stats_markdown(r.stats), str(r.output))
     if progress is not None:
         progress((0, None), desc="Starting…", unit="frames")
-    r = await _video(upload, model_id, mode, alpha, speed, classes, progress, trim)
+    r = await _video(upload, model_id, mode, alpha, speed, classes, progress, trim, temporal)
     two_players = mode != "side-by-side"
     return (gr.update(value=None, visible=False),
             gr.update(value=str(r.source) if two_players else None, visible=two_players),
@@ -211,22 +215,24 @@ async def api_segment_image(image, model, mode, alpha, classes):
 
 
 @user_errors
-async def api_segment_video(video, model, mode, alpha, speed, classes):
+async def api_segment_video(video, model, mode, alpha, speed, classes, temporal=True):
     """Segment a video into an H.264 MP4 at the source's frame rate (audio kept). Returns the video,
-    the legend (classes present over all frames) and stats (frames, fps, processing frames/s)."""
-    r = await _video(video, model, mode, alpha, speed, classes)
+    the legend (classes present over all frames) and stats (frames, fps, processing frames/s).
+    ``temporal`` (default true) fuses each frame with the flow-warped previous ones (less flicker)."""
+    r = await _video(video, model, mode, alpha, speed, classes, temporal=temporal)
     return str(r.output), service.legend_json(r.legend), r.stats
 
 
 @user_errors
-def live(frame, model_id, mode, alpha, speed, classes, session):
+def live(frame, model_id, mode, alpha, speed, classes, temporal, session):
     """One webcam frame in, one segmented frame out (per-session flow propagation)."""
     if frame is None:
         return gr.skip(), gr.skip(), session
     session = session or service.LiveSession(LIVE_INTERVAL)
     seg = SEGMENTERS.get(model_id)
     out, text = session.process(seg, frame, service.check_mode(mode), service.check_alpha(alpha),
-                                service.class_filter(classes, seg.labels), service.check_speed(speed))
+                                service.class_filter(classes, seg.labels), service.check_speed(speed),
+                                bool(temporal))
     return out, text, session
 
 
@@ -255,6 +261,9 @@ def build(examples: list[tuple[example_files.ExampleFile, Path]]) -> gr.Blocks:
                 alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity", elem_id="alpha")
                 speed = gr.Radio(list(SPEEDS), value="accurate", label="Speed (video and live)",
                                  info="realtime: model on keyframes + optical flow", elem_id="speed")
+                temporal = gr.Checkbox(True, label="Temporal smoothing (video and live)",
+                                       info="blend each frame with the previous ones along the motion: "
+                                            "no flicker; off = every frame on its own", elem_id="temporal")
                 classes = gr.Dropdown(service.class_names(DEFAULT_MODEL_ID), value=[], multiselect=True,
                                       label="Show only these classes", info="empty = all classes",
                                       elem_id="classes")
@@ -286,7 +295,8 @@ def build(examples: list[tuple[example_files.ExampleFile, Path]]) -> gr.Blocks:
                         download = gr.File(label="Download the result", interactive=False, height=110,
                                            elem_id="download")
                         outputs = [slider, original_video, result_video, legend, stats, download]
-                        job = run_btn.click(run, [upload, webcam_photo, source, model, mode, alpha, speed, classes],
+                        job = run_btn.click(run, [upload, webcam_photo, source, model, mode, alpha, speed, classes,
+                                                 temporal],
                                             outputs, concurrency_id=HEAVY, concurrency_limit=LIMITS.concurrency,
                                             api_visibility="undocumented", api_name="run")
                         stop_btn.click(None, None, None, cancels=[job], api_visibility="private")
@@ -306,7 +316,7 @@ def build(examples: list[tuple[example_files.ExampleFile, Path]]) -> gr.Blocks:
                             live_out = gr.Image(label="Segmented live", format="jpeg", elem_id="live-output")
                         live_stats = gr.Markdown("Start the webcam to segment it live.", elem_id="live-stats")
                         session = gr.State(None)
-                        cam.stream(live, [cam, model, mode, alpha, speed, classes, session],
+                        cam.stream(live, [cam, model, mode, alpha, speed, classes, temporal, session],
                                    [live_out, live_stats, session], stream_every=LIVE_INTERVAL,
                                    time_limit=LIMITS.live_seconds, concurrency_id="live",
                                    concurrency_limit=LIMITS.live_concurrency, api_visibility="undocumented",
@@ -321,6 +331,7 @@ def build(examples: list[tuple[example_files.ExampleFile, Path]]) -> gr.Blocks:
             a_alpha = gr.Number(0.5, label="alpha")
             a_speed = gr.Textbox("accurate", label="speed")
             a_classes = gr.JSON([], label="classes")  # list of class names (or one comma-separated string)
+            a_temporal = gr.Checkbox(True, label="temporal")
             a_image = gr.Image(type="filepath", format="png", label="result image")
             a_video = gr.Video(label="result video")
             a_legend = gr.JSON(label="legend")
@@ -329,7 +340,7 @@ def build(examples: list[tuple[example_files.ExampleFile, Path]]) -> gr.Blocks:
             a_vid_btn = gr.Button("segment_video")
         a_img_btn.click(api_segment_image, [a_file, a_model, a_mode, a_alpha, a_classes], [a_image, a_legend, a_stats],
                         api_name="segment_image", concurrency_id=HEAVY, concurrency_limit=LIMITS.concurrency)
-        a_vid_btn.click(api_segment_video, [a_file, a_model, a_mode, a_alpha, a_speed, a_classes],
+        a_vid_btn.click(api_segment_video, [a_file, a_model, a_mode, a_alpha, a_speed, a_classes, a_temporal],
                         [a_video, a_legend, a_stats], api_name="segment_video", concurrency_id=HEAVY,
                         concurrency_limit=LIMITS.concurrency)
     app.queue(max_size=LIMITS.queue_size, default_concurrency_limit=LIMITS.concurrency)

@@ -359,7 +359,7 @@ def profile(src: Path, n: int, scratch: Path, speed: str = "accurate", presets=(
     """Sequential per-stage timing of the pipeline's work on the first ``n`` frames of ``src``."""
     from segmentation import draw, video
     from segmentation.draw import DrawOptions
-    from segmentation.propagate import FlowPropagator
+    from segmentation.temporal import frame_segmenter
     from segmentation.segmenter import Segmenter, SegmenterOptions
 
     seg = Segmenter(SegmenterOptions(model=CUT_ID))
@@ -367,7 +367,7 @@ def profile(src: Path, n: int, scratch: Path, speed: str = "accurate", presets=(
     _warm(seg, info)
     runner = seg.runner
     interp = getattr(runner, "_interp", None)
-    prop = FlowPropagator(seg, float(info.fps)) if speed == "realtime" else None
+    prop = frame_segmenter(seg, "realtime", float(info.fps)) if speed == "realtime" else None
     clock = _Clock()
     hist = np.zeros(256, dtype=np.int64)
     rendered = []
@@ -401,12 +401,13 @@ def profile(src: Path, n: int, scratch: Path, speed: str = "accurate", presets=(
                 clock.lap("postprocess (_to_class_map)")
             else:
                 t = time.perf_counter()
-                cm, is_key = prop(f.rgb)
+                labels = prop(f.rgb)
+                cm, is_key = labels.class_map, labels.keyframe
                 dt = time.perf_counter() - t
                 keyframes += is_key
                 key_wall += dt if is_key else 0.0
                 flow_wall += 0.0 if is_key else dt
-                clock.lap("infer (FlowPropagator)")
+                clock.lap("infer (frame_segmenter realtime)")
             img = draw.render(f.rgb, cm, seg.palette, DrawOptions())
             clock.lap("draw (draw.render)")
             hist += draw.class_histogram(cm)

@@ -147,11 +147,12 @@ _add(ModelEntry(
     name="DeepLab MobileNet-EdgeTPU (Cityscapes)",
     format=TFLITE,
     labels=_labels.CITYSCAPES,
+    palette="cityscapes",
     filename="deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite",
     urls=(_CORAL + "deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite",),
     sha256="322fe29945cb1693f426952f2a330ab67ea5678545ddee6f2548e0cfd0ca03e5",
     input_size=(513, 513),
-    dataset="Cityscapes (19 classes + background)",
+    dataset="Cityscapes (19 classes, train ids)",
     licence="Apache-2.0",
     description="Coral test-data DeepLab with MobileNet-EdgeTPU backbone, uint8 quantized.",
 ))

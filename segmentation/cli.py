@@ -15,6 +15,7 @@ from pathlib import Path
 from . import catalog, draw
 from .draw import DrawOptions
 from .errors import InputError, SegmentationError
+from .temporal import Speed
 
 EXIT_INPUT, EXIT_MODEL = 2, 1
 
@@ -32,9 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=draw.MODES, default="overlay")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     p.add_argument("--classes", nargs="+", metavar="NAME", help="show only these classes (names or ids)")
-    p.add_argument("--outlines", action="store_true", help="draw class boundaries")
+    p.add_argument("--outlines", action=argparse.BooleanOptionalAction, default=None,
+                   help="thin class boundaries over the picture (default: on for overlay and side-by-side)")
     p.add_argument("--resize", choices=("stretch", "letterbox"), default="stretch")
-    p.add_argument("--speed", choices=("accurate", "realtime"), default="accurate", help="video only")
+    p.add_argument("--speed", choices=list(Speed), default=Speed.ACCURATE.value, help="video only")
+    p.add_argument("--temporal", choices=("on", "off"), default="on",
+                   help="video only: fuse each frame with the flow-warped previous ones (on, default) "
+                        "or segment every frame on its own (off)")
     p.add_argument("--max-frames", type=int, help="video only: process only the first N frames")
     p.add_argument("--threads", type=int, help="model threads (default: all cores)")
     p.add_argument("--labels-out", help="image: class ids as 8-bit PNG; video: .npz with uint8 'labels' [frames,h,w]")
@@ -93,7 +98,8 @@ def _run(args: argparse.Namespace) -> int:
             classes = draw.class_ids(args.classes, seg.labels)
         except ValueError as exc:
             raise InputError(str(exc)) from None
-    dopts = DrawOptions(mode=args.mode, alpha=args.alpha, classes=classes, outlines=args.outlines)
+    dopts = DrawOptions(mode=args.mode, alpha=args.alpha, classes=classes,
+                        outlines=args.outlines)
     if kind == "image":
         from .images import MAX_PIXELS, displayed_size
 
@@ -117,14 +123,16 @@ def _run(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
         try:
-            res = segment_video(seg, src, out, VideoOptions(draw=dopts, speed=args.speed, max_frames=args.max_frames),
+            res = segment_video(seg, src, out, VideoOptions(draw=dopts, speed=args.speed, temporal=args.temporal == "on",
+                                                            max_frames=args.max_frames),
                                 progress=progress, labels_out=args.labels_out)
         finally:
             bar.close()
         legend = res.legend
         print(f"{src.name}: {res.frames} frames, {float(res.info.fps):.3f} fps -> {float(res.output_fps):.3f} fps, "
               f"{res.processing_fps:.1f} frames/s ({res.realtime_factor:.2f}x real time), "
-              f"{res.keyframes} model runs, {seg.entry.id}, {args.speed} -> {out}", file=sys.stderr)
+              f"{res.keyframes} model runs, {seg.entry.id}, {args.speed}, temporal {args.temporal} -> {out}",
+              file=sys.stderr)
     if args.legend:
         for it in legend:
             print(f"{it.id:3d}  {it.name:<20s} {it.share * 100:6.2f}%  {it.hex}")

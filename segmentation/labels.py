@@ -1,8 +1,9 @@
 """Class names and fixed colour palettes for the catalog's label sets.
 
 Colours are fixed per class id, so a class keeps its colour in every frame and
-every run: the DeepLab/PASCAL colormap for VOC and Cityscapes, and the ADE20K
-palette used by the ADE20K benchmark tools for ADE20K-32.
+every run: the DeepLab/PASCAL colormap for VOC, the Cityscapes benchmark
+colours for Cityscapes, and the ADE20K palette used by the ADE20K benchmark
+tools for ADE20K-32.
 """
 
 from __future__ import annotations
@@ -24,10 +25,20 @@ PASCAL_VOC = (
     "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )
 
+# Cityscapes *train ids* 0..18, the order the DeepLab Cityscapes model outputs
+# (no background class: Coral's labels file puts one first, which is off by one).
 CITYSCAPES = (
-    "background", "road", "sidewalk", "building", "wall", "fence", "pole",
-    "traffic light", "traffic sign", "vegetation", "terrain", "sky", "person",
-    "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
+    "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car",
+    "truck", "bus", "train", "motorcycle", "bicycle",
+)
+
+# The Cityscapes benchmark colours of the 19 train ids (cityscapesScripts labels.py).
+_CITYSCAPES_COLORS = (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+    (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+    (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70),
+    (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
 )
 
 # ADE20K SceneParsing palette (classes 1..31 of objectInfo150); "other" is black.
@@ -60,11 +71,18 @@ def ade20k_palette() -> np.ndarray:
     return pal
 
 
-PALETTES = {"pascal": pascal_colormap, "ade20k": ade20k_palette}
+def cityscapes_palette() -> np.ndarray:
+    """256 RGB colours: the Cityscapes colours for train ids 0..18, PASCAL colours after."""
+    pal = pascal_colormap(256)
+    pal[: len(_CITYSCAPES_COLORS)] = np.array(_CITYSCAPES_COLORS, dtype=np.uint8)
+    return pal
+
+
+PALETTES = {"pascal": pascal_colormap, "ade20k": ade20k_palette, "cityscapes": cityscapes_palette}
 
 
 def palette(name: str) -> np.ndarray:
-    """A (256, 3) uint8 RGB palette by name ("pascal" or "ade20k")."""
+    """A (256, 3) uint8 RGB palette by name ("pascal", "ade20k" or "cityscapes")."""
     return PALETTES[name]()
 
 

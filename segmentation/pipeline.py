@@ -4,8 +4,10 @@ Video: decode -> segment -> draw -> encode, one frame at a time through
 bounded queues, each stage in its own thread so the model never waits on I/O
 (PyAV, LiteRT and OpenCV release the GIL in their heavy calls). Nothing is
 written to disk but the output, which appears under its name only when
-complete. Two speeds: ``accurate`` runs the model on every frame,
-``realtime`` on keyframes with optical flow in between (see ``propagate``).
+complete. Which frames the model sees and how answers are carried from
+frame to frame is the frame segmenter's business (see ``temporal``): two
+speeds, ``accurate`` (every frame) and ``realtime`` (keyframes + optical
+flow), each with temporal fusion on (default) or off.
 
 Images: the same segmenter and drawing, one call.
 """
@@ -30,10 +32,10 @@ from . import draw, video
 from .draw import DrawOptions, LegendItem
 from .errors import InputError, SegmentationError
 from .images import load_image
-from .propagate import FlowPropagator, PropagationOptions
 from .segmenter import Segmenter, upscale_nearest
+from .temporal import Speed, TemporalOptions, check_speed, frame_segmenter
 
-SPEEDS = ("accurate", "realtime")
+SPEEDS = tuple(Speed)
 # x264 presets by speed: encoding shares the 2 cores with the model, and at 720p
 # "veryfast" costs ~23 ms/frame against ~14 for "ultrafast" (benchmarks/results.md).
 PRESETS = {"accurate": "superfast", "realtime": "ultrafast"}
@@ -46,14 +48,23 @@ class Cancelled(SegmentationError):
 
 @dataclass(frozen=True)
 class VideoOptions:
-    """Everything about how one video is processed (drawing + speed + limits)."""
+    """Everything about how one video is processed (drawing + speed + temporal fusion + limits).
+
+    ``temporal`` (default on) blends each frame's scores with the flow-warped
+    history (see ``temporal``); off, accurate output is ``Segmenter.segment``
+    of every frame on its own.
+    """
 
     draw: DrawOptions = DrawOptions()
-    speed: str = "accurate"
+    speed: Speed = Speed.ACCURATE
+    temporal: bool = True
     max_frames: int | None = None
     crf: int = 23
     preset: str | None = None  # x264 preset; None: "ultrafast" for realtime, "superfast" for accurate
-    propagation: PropagationOptions = PropagationOptions()
+    fusion: TemporalOptions = TemporalOptions()
+
+    def __post_init__(self):
+        object.__setattr__(self, "speed", check_speed(self.speed))
 
 
 @dataclass
@@ -66,7 +77,8 @@ class VideoResult:
     seconds: float
     legend: list[LegendItem] = field(default_factory=list)
     model_id: str = ""
-    speed: str = "accurate"
+    speed: Speed = Speed.ACCURATE
+    temporal: bool = True
 
     @property
     def processing_fps(self) -> float:
@@ -218,8 +230,6 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     ``progress(done, total)`` is called from the encoder thread after each
     frame. Setting ``cancel`` stops all stages and removes the partial output.
     """
-    if options.speed not in SPEEDS:
-        raise InputError(f"Unknown speed {options.speed!r}; use one of {SPEEDS}.")
     if options.draw.mode not in draw.MODES:
         raise InputError(f"Unknown mode {options.draw.mode!r}; use one of {draw.MODES}.")
     info = video.probe(src)
@@ -238,8 +248,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     hist = np.zeros(256, dtype=np.int64)
     frames = 0
     labels = LabelsNpzWriter(labels_out, info.width, info.height) if labels_out else None
-    propagator = (FlowPropagator(segmenter, float(info.fps), options.propagation)
-                  if options.speed == "realtime" else None)
+    frame_seg = frame_segmenter(segmenter, options.speed, float(info.fps), options.temporal, options.fusion)
     halt = _Halt(stop, failed)
 
     def decode():
@@ -262,11 +271,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                 f = _get(frames_q, halt)
                 if f is _END:
                     return
-                if propagator is not None:
-                    cm, _ = propagator(f.rgb)
-                else:
-                    cm = segmenter.predict(f.rgb)
-                if not _put(maps_q, (f, cm), halt):
+                if not _put(maps_q, (f, frame_seg(f.rgb).class_map), halt):
                     return
         finally:
             _put(maps_q, _END, halt)
@@ -311,9 +316,8 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
         raise
     seconds = time.perf_counter() - t0
     legend = draw.legend(hist, segmenter.labels, segmenter.palette, options.draw.classes)
-    keyframes = propagator.keyframes if propagator is not None else frames
-    return VideoResult(Path(dst), frames, keyframes, info, info.fps, seconds, legend,
-                       segmenter.entry.id, options.speed)
+    return VideoResult(Path(dst), frames, frame_seg.keyframes, info, info.fps, seconds, legend,
+                       segmenter.entry.id, options.speed, options.temporal)
 
 
 class _Halt:

@@ -44,6 +44,7 @@ from .draw import DrawOptions, LegendItem
 from .errors import InputError, ModelError
 from .images import as_rgb_array, displayed_size, fit_pixels, load_image
 from .pipeline import SPEEDS
+from .temporal import check_speed, frame_segmenter
 from .segmenter import Segmenter, SegmenterOptions
 
 log = logging.getLogger(__name__)
@@ -132,12 +133,6 @@ def check_mode(mode: object) -> str:
     if mode not in MODES:
         raise InputError(f"Unknown output mode {mode!r}; use one of: {', '.join(MODES)}.")
     return str(mode)
-
-
-def check_speed(speed: object) -> str:
-    if speed not in SPEEDS:
-        raise InputError(f"Unknown speed {speed!r}; use one of: {', '.join(SPEEDS)}.")
-    return str(speed)
 
 
 def check_alpha(alpha: object) -> float:
@@ -415,7 +410,7 @@ def _refuse_non_photo(path: Path) -> None:
 def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: str, mode: str, alpha: float,
               speed: str, classes: Sequence[str] | str | None, limits: Limits, store: TempStore,
               progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None,
-              trim: bool = False) -> VideoOutcome:
+              trim: bool = False, temporal: bool = True) -> VideoOutcome:
     """Segment one video into an H.264 MP4 within the limits (see ``pipeline.segment_video``).
 
     A video longer than ``limits.max_seconds`` is refused, or with ``trim``
@@ -443,7 +438,8 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
             trimmed = limits.max_seconds
     job = store.new_job()
     out = job / f"{safe_stem(path.name)}_segmented.mp4"
-    options = VideoOptions(draw=DrawOptions(mode=mode, alpha=alpha, classes=ids), speed=speed, max_frames=max_frames)
+    options = VideoOptions(draw=DrawOptions(mode=mode, alpha=alpha, classes=ids), speed=speed,
+                           temporal=bool(temporal), max_frames=max_frames)
     try:
         r = segment_video(seg, path, out, options, progress=progress, cancel=cancel,
                           max_duration=max_duration, max_pixels=limits.max_pixels)
@@ -455,7 +451,8 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
              "output_width": out_w, "output_height": out_h, "source_fps": _fps(r.info.fps),
              "output_fps": _fps(r.output_fps), "processing_fps": round(r.processing_fps, 2),
              "realtime_factor": round(r.realtime_factor, 3), "seconds": round(r.seconds, 3),
-             "model_runs": r.keyframes, "model": r.model_id, "speed": speed, "mode": mode,
+             "model_runs": r.keyframes, "model": r.model_id, "speed": str(speed), "temporal": r.temporal,
+             "mode": mode,
              "duration": round(r.info.duration, 3), "trimmed_to_seconds": trimmed}
     return VideoOutcome(path, r.output, r.legend, stats)
 
@@ -481,14 +478,14 @@ class FrameRate:
 
 # -- live webcam ---------------------------------------------------------------------------
 class LiveSession:
-    """State of one browser's live stream: flow propagation, latency and rate."""
+    """State of one browser's live stream: its frame segmenter, latency and rate."""
 
     RESTART_GAP = 2.0  # seconds without frames after which the stream counts as restarted
 
     def __init__(self, interval: float = 0.1):
         self.interval = interval
         self._key: tuple | None = None
-        self._propagator = None
+        self._frame_seg = None
         self._last: float | None = None
         self.fps = 0.0
         self.latency_ms = 0.0
@@ -496,23 +493,18 @@ class LiveSession:
         self.keyframes = 0
 
     def process(self, segmenter: Segmenter, frame: np.ndarray, mode: str, alpha: float,
-                classes: tuple[int, ...] | None, speed: str) -> tuple[np.ndarray, str]:
+                classes: tuple[int, ...] | None, speed: str, temporal: bool = True) -> tuple[np.ndarray, str]:
         """Segment and draw one webcam frame; return the picture and a status line."""
-        from .propagate import FlowPropagator
-
         t0 = time.perf_counter()
         rgb = as_rgb_array(frame)
-        key = (segmenter.entry.id, speed)
+        key = (segmenter.entry.id, speed, temporal)
         if key != self._key or (self._last is not None and t0 - self._last > self.RESTART_GAP):
-            self._key, self._propagator = key, None  # new model/speed, or a new stream: start afresh
+            # new model/speed/fusion, or a new stream: start afresh
+            self._key = key
+            self._frame_seg = frame_segmenter(segmenter, speed, 1.0 / self.interval, temporal)
             self.fps, self._last = 0.0, None
-        if speed == "realtime":
-            if self._propagator is None:
-                self._propagator = FlowPropagator(segmenter, 1.0 / self.interval)
-            cm, is_key = self._propagator(rgb)
-        else:
-            cm, is_key = segmenter.predict(rgb), True
-        out = draw.render(rgb, cm, segmenter.palette, DrawOptions(mode=mode, alpha=alpha, classes=classes))
+        labels = self._frame_seg(rgb)
+        out = draw.render(rgb, labels.class_map, segmenter.palette, DrawOptions(mode=mode, alpha=alpha, classes=classes))
         now = time.perf_counter()
         latency = (now - t0) * 1000
         self.latency_ms = latency if self.frames == 0 else 0.8 * self.latency_ms + 0.2 * latency
@@ -521,7 +513,8 @@ class LiveSession:
             self.fps = inst if self.fps == 0 else 0.8 * self.fps + 0.2 * inst
         self._last = now
         self.frames += 1
-        self.keyframes += int(is_key)
+        self.keyframes += int(labels.keyframe)
         text = (f"Live · latency {self.latency_ms:.0f} ms per frame · {self.fps:.1f} frames/s · "
-                f"{self.frames} frames ({self.keyframes} model runs) · model {segmenter.entry.id} · {speed}")
+                f"{self.frames} frames ({self.keyframes} model runs) · model {segmenter.entry.id} · {speed}"
+                f"{' · temporal fusion' if temporal else ''}")
         return out, text

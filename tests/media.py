@@ -17,6 +17,8 @@ from types import SimpleNamespace
 import av
 import numpy as np
 
+from segmentation.segmenter import refine_labels, soft_one_hot, upscale_nearest
+
 ROOT = Path(__file__).resolve().parent.parent
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 TONE_HZ = 440.0
@@ -24,7 +26,10 @@ TONE_HZ = 440.0
 
 # -- a stand-in for the model -----------------------------------------------------------
 class StubSegmenter:
-    """What the pipeline needs from a Segmenter: predict, palette, labels, entry.id."""
+    """What the pipeline needs from a Segmenter: predict/scores/segment, palette, labels, entry.id.
+
+    Like a class-id model: ``scores`` is the soft one-hot of ``predict``.
+    """
 
     def __init__(self, fail_at: int | None = None):
         self.labels = tuple(f"class {i}" for i in range(4))
@@ -41,6 +46,18 @@ class StubSegmenter:
         cm = np.zeros((8, 8), np.uint8)
         cm[:4] = 1
         return cm
+
+    has_scores = False
+
+    def scores(self, rgb: np.ndarray) -> np.ndarray:
+        return soft_one_hot(self.predict(rgb), len(self.labels))
+
+    def labels_from_scores(self, scores: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
+        return refine_labels(scores, size_wh)
+
+    def segment(self, rgb: np.ndarray, size_wh: tuple[int, int] | None = None) -> SimpleNamespace:
+        size_wh = size_wh or (rgb.shape[1], rgb.shape[0])
+        return SimpleNamespace(class_map=upscale_nearest(self.predict(rgb), size_wh))
 
 
 # -- generating clips ------------------------------------------------------------------

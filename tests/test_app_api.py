@@ -16,6 +16,7 @@ import httpx
 import pytest
 from app_server import start_app, stop_app
 from gradio_client import Client, handle_file
+from media import make_clip
 from PIL import Image
 
 from segmentation import labels
@@ -92,9 +93,19 @@ def test_segment_video(client, shared_videos):
     assert stats["processing_fps"] > 0 and stats["speed"] == "realtime" and stats["model"] == "autoseg-edgetpu-xs"
     assert stats["duration"] == pytest.approx(src_duration, abs=0.01)
     assert 0 < stats["model_runs"] < 377  # realtime: keyframes + optical flow
+    assert stats["temporal"] is True  # the default when a client leaves the argument out
     shares = {it["name"]: it["share"] for it in legend}
     assert shares and set(shares) <= set(labels.ADE20K_32)
     assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_segment_video_temporal_switch(client, tmp_path):
+    """temporal=False: every frame on its own; True (default): fused along the motion. Both full length."""
+    src = make_clip(tmp_path / "moving.mp4", size=(96, 64), frames=6)
+    for temporal in (False, True):
+        _, _, stats = client.predict(handle_file(str(src)), "autoseg-edgetpu-xs", "overlay", 0.5, "accurate", [],
+                                     temporal, api_name="/segment_video")
+        assert stats["temporal"] is temporal and stats["frames"] == 6 and stats["model_runs"] == 6
 
 
 def test_server_never_imported_tensorflow(server):

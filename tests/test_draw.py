@@ -51,9 +51,9 @@ def test_mask_mode_is_the_palette_colours(frame, class_map):
 
 
 def test_overlay_alpha_extremes(frame, class_map):
-    same = draw.render(frame, class_map, PASCAL, DrawOptions(mode="overlay", alpha=0.0))
+    same = draw.render(frame, class_map, PASCAL, DrawOptions(mode="overlay", alpha=0.0, outlines=False))
     assert np.array_equal(same, frame)
-    full = draw.render(frame, class_map, PASCAL, DrawOptions(mode="overlay", alpha=1.0))
+    full = draw.render(frame, class_map, PASCAL, DrawOptions(mode="overlay", alpha=1.0, outlines=False))
     mask = draw.render(frame, class_map, PASCAL, DrawOptions(mode="mask"))
     assert np.array_equal(full, mask)
 
@@ -66,7 +66,7 @@ def test_overlay_half_alpha_blends(frame, class_map):
 
 
 def test_side_by_side_doubles_the_width(frame, class_map):
-    out = draw.render(frame, class_map, PASCAL, DrawOptions(mode="side-by-side", alpha=1.0))
+    out = draw.render(frame, class_map, PASCAL, DrawOptions(mode="side-by-side", alpha=1.0, outlines=False))
     assert out.shape == (30, 80, 3)
     assert np.array_equal(out[:, :40], frame)
     assert np.array_equal(out[:, 40:], PASCAL[class_map])
@@ -82,8 +82,9 @@ def test_unknown_mode_is_refused(frame, class_map):
 def test_class_filter_in_overlay_leaves_other_pixels_untouched(frame, class_map):
     out = draw.render(frame, class_map, PASCAL, DrawOptions(mode="overlay", alpha=1.0, classes=(15,)))
     keep = class_map == 15
-    assert np.array_equal(out[~keep], frame[~keep])
-    assert np.all(out[keep] == (192, 128, 128))
+    assert np.array_equal(out[~keep], frame[~keep])  # outlines too are drawn only on kept classes
+    assert np.all(out[6:, 21:] == (192, 128, 128))
+    assert np.all(out[6:, 20] == 255)  # the kept class's boundary
 
 
 def test_class_filter_in_mask_makes_other_pixels_black(frame, class_map):
@@ -101,6 +102,19 @@ def test_outlines_mark_class_boundaries(frame, class_map):
     assert tuple(out[20, 15]) == (128, 0, 0)  # interiors keep their colour
 
 
+def test_overlay_draws_boundaries_by_default_and_mask_does_not(frame, class_map):
+    # Grey-on-grey classes (ADE20K wall/road over asphalt) must stay visible in the overlay.
+    over = draw.render(frame, class_map, PASCAL, DrawOptions(mode="overlay", alpha=0.5))
+    assert np.all(over[10:, 10] == 255) and np.all(over[10:, 20] == 255)
+    plain = draw.render(frame, class_map, PASCAL, DrawOptions(mode="overlay", alpha=0.5, outlines=False))
+    inside = np.ones(class_map.shape, bool)
+    inside[:, [10, 20]] = False
+    inside[5, :] = False
+    assert np.array_equal(over[inside], plain[inside])
+    mask = draw.render(frame, class_map, PASCAL, DrawOptions(mode="mask"))
+    assert np.array_equal(mask, PASCAL[class_map])
+
+
 def test_low_res_class_map_is_scaled_with_nearest_neighbour(frame):
     small = np.array([[1, 15], [3, 0]], np.uint8)  # 2x2 for a 30x40 frame
     out = draw.render(frame, small, PASCAL, DrawOptions(mode="mask"))
@@ -113,14 +127,14 @@ def test_low_res_class_map_is_scaled_with_nearest_neighbour(frame):
     # A class map with ids 1 and 2 side by side: the scaled-up map (read back through
     # the palette) holds only those ids, never a blend like id 1.5 -> another class.
     cm = np.tile(np.array([[1, 2, 1, 2, 1]], np.uint8), (3, 1))
-    over = draw.render(frame, cm, ADE, DrawOptions(mode="overlay", alpha=1.0))
+    over = draw.render(frame, cm, ADE, DrawOptions(mode="overlay", alpha=1.0, outlines=False))
     assert {tuple(c) for c in over.reshape(-1, 3)} == {tuple(ADE[1]), tuple(ADE[2])}
 
 
 def test_low_res_class_filter_in_overlay(frame):
     small = np.zeros((3, 4), np.uint8)
     small[:, 2:] = 7
-    out = draw.render(frame, small, PASCAL, DrawOptions(mode="overlay", alpha=1.0, classes=(7,)))
+    out = draw.render(frame, small, PASCAL, DrawOptions(mode="overlay", alpha=1.0, classes=(7,), outlines=False))
     assert np.array_equal(out[:, :20], frame[:, :20])
     assert np.all(out[:, 20:] == PASCAL[7])
 

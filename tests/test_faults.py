@@ -367,7 +367,8 @@ def test_client_closing_its_connection_stops_the_job(app, long_clip):
     with open(long_clip, "rb") as f:
         r = httpx.post(srv.url + "gradio_api/upload", files={"files": (long_clip.name, f, "video/mp4")}, timeout=30)
     path = r.json()[0]
-    data = [{"path": path, "meta": {"_type": "gradio.FileData"}}, "autoseg-edgetpu-xs", "overlay", 0.5, "accurate", []]
+    data = [{"path": path, "meta": {"_type": "gradio.FileData"}}, "autoseg-edgetpu-xs", "overlay", 0.5, "accurate", [],
+            True]
     event = httpx.post(srv.url + "gradio_api/call/segment_video", json={"data": data}, timeout=30).json()["event_id"]
     port = int(srv.url.rsplit(":", 1)[1].strip("/"))
     conn = socket.create_connection(("127.0.0.1", port), timeout=10)  # the client's results stream, by hand

@@ -253,7 +253,7 @@ def test_segment_keeps_every_image_size(segmenters, shared_images, tmp_path):
             assert res.class_map.dtype == np.uint8
             assert int(res.class_map.max()) < len(res.labels)
             # An explicit output size is honoured too.
-            assert seg.segment(rgb, size=(40, 30)).class_map.shape == (30, 40)
+            assert seg.segment(rgb, size_wh=(40, 30)).class_map.shape == (30, 40)
 
 
 def test_letterbox_matches_stretch_on_a_square_image(segmenters, shared_images):

@@ -198,7 +198,7 @@ def test_only_catalog_models_on_every_endpoint(app, uploaded_models, tmp_path_fa
             assert "Unknown model" in msg and "choose one of autoseg-edgetpu-xs" in msg, (model, msg)
         # The page's Run button (its API name is undocumented, but callable): the model dropdown
         # itself refuses anything but its choices, before the job runs.
-        msg = api_error(client.submit(handle_file(str(bird)), None, model, "overlay", 0.5, "accurate", [],
+        msg = api_error(client.submit(handle_file(str(bird)), None, model, "overlay", 0.5, "accurate", [], True,
                                      api_name="/run"))
         assert "is not in the list of choices: ['autoseg-edgetpu-xs'" in msg, (model, msg)
     loaded = set(re.findall(r"Loaded model (\S+) in", srv.log()))
@@ -235,7 +235,7 @@ class _Listener(http.server.BaseHTTPRequestHandler):
 
 def _call_raw(srv, endpoint: str, file_data: dict) -> str:
     """The /gradio_api/call protocol by hand (what any HTTP client can send); the whole answer."""
-    data = [file_data, MODEL, "overlay", 0.5] + (["accurate"] if endpoint == "segment_video" else []) + [[]]
+    data = [file_data, MODEL, "overlay", 0.5] + (["accurate", [], True] if endpoint == "segment_video" else [[]])
     r = httpx.post(srv.url + f"gradio_api/call/{endpoint}", json={"data": data}, timeout=30)
     if r.status_code != 200:
         return f"HTTP {r.status_code}: {r.text}"

@@ -321,7 +321,8 @@ def test_labels_failure_leaves_nothing(clips, tmp_path):
 
 def test_labels_match_output(clips, tmp_path):
     dst, labels = tmp_path / "out.mp4", tmp_path / "sub" / "labels.npz"
-    res = segment(clips.rot[90], dst, VideoOptions(draw=DrawOptions(alpha=0.0), max_frames=7), labels_out=labels)
+    res = segment(clips.rot[90], dst, VideoOptions(draw=DrawOptions(alpha=0.0), max_frames=7, temporal=False),
+                  labels_out=labels)
     arr = np.load(labels)["labels"]
     assert arr.dtype == np.uint8 and arr.shape == (res.frames, 64, 48) == (len(video_times(dst)), 64, 48)
     assert (arr[:, :32] == 1).all() and (arr[:, 32:] == 0).all()  # the stub's map, upright, at display size
