@@ -348,9 +348,9 @@ def build(examples: list[tuple[example_files.ExampleFile, Path]]) -> gr.Blocks:
 
 
 def _warm_up(app: gr.Blocks) -> None:
-    """After start: load the default model (downloading it on first run), then the example results."""
+    """After start: load the default model, then the example results."""
     try:
-        log.info("Loading the default model %s (the first run downloads it into weights/)...", DEFAULT_MODEL_ID)
+        log.info("Loading the default model %s...", DEFAULT_MODEL_ID)
         SEGMENTERS.get(DEFAULT_MODEL_ID)
     except SegmentationError as exc:
         log.error("The default model is not available: %s", exc)

@@ -22,7 +22,7 @@ EXIT_INPUT, EXIT_MODEL = 2, 1
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m segmentation",
+        prog="segmentation" if Path(sys.argv[0]).name == "segmentation" else "python -m segmentation",
         description="Semantic segmentation of an image or a video.",
         epilog="Models: " + ", ".join(catalog.CATALOG) + " (or a .tflite file, SavedModel folder or TF Hub handle).",
     )

@@ -8,9 +8,11 @@ flatbuffer so the graph ends at the scores tensor (the input of the first
 bilinear resize with one channel per class); the segmenter then does the
 argmax at low resolution and scales the class map up with nearest neighbour.
 
-The cut is derived once from the sha256-verified original with LiteRT's own
-flatbuffer tools (no TensorFlow needed), written atomically next to it under
-its own name, and checked against the hash pinned in ``DERIVED_SHA256``.
+The cut is made from the sha256-verified original with LiteRT's own
+flatbuffer tools (no TensorFlow needed) and checked against the hash pinned in
+``DERIVED_SHA256``. The result is byte-reproducible, so the project ships it in
+``weights/`` (verified like any model file); only where no verified copy is
+found is it derived again, written atomically into the writable cache.
 """
 
 from __future__ import annotations

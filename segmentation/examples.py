@@ -1,14 +1,15 @@
-"""Example media for the app: public files, pinned by sha256, fetched once.
+"""Example media for the app: public files shipped in ``examples/``, pinned by sha256.
 
-Each example is a public file with a pinned sha256 and its licence. The app
-calls ``ensure_examples`` at start: a file already under ``examples/cache/``
-with the right hash is used as it is; otherwise it is copied from a local
-folder named in ``SEGMENTATION_EXAMPLES_SOURCE`` (several folders separated
-by ``os.pathsep``; tests and CI point it at ``../shared/videos`` and
-``../shared/images``), or downloaded with ``weights.download`` (the same
-verified, atomic downloader the model cache uses). A file whose hash does not
-match is never used and never left under its name. Offline and without a
-source the app simply starts without the missing examples (one log line).
+Each example is a public file with a pinned sha256 and its licence, committed
+in the project's ``examples/`` folder (attribution in ``examples/README.md``).
+The app calls ``ensure_examples`` at start: a file there with the right hash is
+used as it is; a missing or damaged one is copied from a local folder named in
+``SEGMENTATION_EXAMPLES_SOURCE`` (several folders separated by ``os.pathsep``;
+the tests point it at ``../shared/videos`` and ``../shared/images``), or
+downloaded with ``weights.download`` (the same verified, atomic downloader the
+model cache uses) where the shipped file is the published one unchanged. A file
+whose hash does not match is never used and never left under its name. Without
+any of these the app simply starts without the missing examples (one log line).
 
 Each example also carries the settings its row in the app's example table
 uses (model, output mode, speed), so the rows are data, not UI code.
@@ -29,7 +30,7 @@ from . import weights
 
 log = logging.getLogger(__name__)
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples" / "cache"
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"  # the shipped files
 ENV_SOURCE = "SEGMENTATION_EXAMPLES_SOURCE"
 
 _INTEL = "https://github.com/intel-iot-devkit/sample-videos/raw/master/"
@@ -52,21 +53,30 @@ class ExampleFile:
     mode: str = "overlay"
     speed: str = "realtime"
     alpha: float = 0.5
+    # sha256 of the file at ``url`` when the shipped file is a trimmed copy of it (see
+    # examples/README.md); such a file cannot be downloaded, only shipped or copied.
+    source_sha256: str | None = None
 
 
-def _intel_video(name: str, sha256: str, title: str, model: str, mode: str) -> ExampleFile:
-    return ExampleFile(name=name, url=_INTEL + name, sha256=sha256, title=title,
+def _intel_video(name: str, sha256: str, title: str, model: str, mode: str, speed: str = "realtime",
+                 folder: str = "", source_sha256: str | None = None) -> ExampleFile:
+    return ExampleFile(name=name, url=_INTEL + folder + name, sha256=sha256, title=title,
                        author="Intel Corporation (intel-iot-devkit/sample-videos)", licence="CC BY 4.0",
                        licence_url="https://creativecommons.org/licenses/by/4.0/",
                        source_page="https://github.com/intel-iot-devkit/sample-videos",
-                       model=model, mode=mode, speed="realtime")
+                       model=model, mode=mode, speed=speed, source_sha256=source_sha256)
 
 
 EXAMPLES: tuple[ExampleFile, ...] = (
+    _intel_video("classroom.gif", "9efb6cab2f7392aa3bd15320313db691cfc97270a37cd2b48791f3b032b69da8",
+                 "Classroom (video)", "autoseg-edgetpu-xs", "overlay", "accurate", folder="preview/"),
     _intel_video("car-detection.mp4", "d31e0ebf194cc16e50eea784e7c3b0b1bb7976a4fb9b3fec26cb92a6704cca34",
                  "Street traffic (video)", "autoseg-edgetpu-xs", "side-by-side"),
-    _intel_video("one-by-one-person-detection.mp4", "a5964aa259099a482a8b360ffc2c57b5a30f84d5919236a4dad01f8e929ac07c",
-                 "People walking by (video)", "deeplabv3-pascal", "overlay"),
+    _intel_video("store-aisle-detection.gif", "8f29af471b7df06c4eda38b72c22a86ee4779dfeff91c750b4f8087441ddb4d3",
+                 "Store aisle (video)", "autoseg-edgetpu-xs", "side-by-side", "accurate", folder="preview/"),
+    _intel_video("one-by-one-person-detection.mp4", "e00581c1cec7f48de58352db00e35a445f3880e12cc1aee88fce152d01f49ec2",
+                 "People walking by (video)", "deeplabv3-pascal", "overlay",
+                 source_sha256="a5964aa259099a482a8b360ffc2c57b5a30f84d5919236a4dad01f8e929ac07c"),
     _intel_video("bottle-detection.mp4", "d52ba94aedf8a923c342fe9ea1d2bd85f712c4cc0f49a6de1bac43eebe3a48ff",
                  "Bottles on a table (video)", "deeplabv3-pascal", "mask"),
     ExampleFile(
@@ -100,7 +110,8 @@ def _copy_verified(src: Path, dest: Path, sha256: str) -> Path:
 
 def fetch_example(example: ExampleFile, dest_dir: Path = EXAMPLES_DIR, sources: Iterable[Path] = (),
                   download: bool = True, timeout: float = 20.0) -> Path:
-    """The verified local copy of one example: cached, copied from a source folder, or downloaded.
+    """The verified local copy of one example: already in ``dest_dir`` (by default the shipped
+    ``examples/`` folder), copied from a source folder, or downloaded.
 
     Raises ``OSError`` (with every attempt listed) when none of these works.
     """
@@ -116,7 +127,10 @@ def fetch_example(example: ExampleFile, dest_dir: Path = EXAMPLES_DIR, sources: 
             return _copy_verified(candidate, dest, example.sha256)
         except (OSError, ValueError) as exc:
             errors.append(str(exc))
-    if download:
+    if download and example.source_sha256:
+        errors.append(f"{example.url} is the untrimmed original (sha256 {example.source_sha256}), "
+                      "not the shipped file")
+    elif download:
         try:
             return weights.download(example.url, dest, example.sha256, timeout=timeout)
         except (OSError, ValueError, urllib.error.URLError) as exc:

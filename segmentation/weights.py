@@ -1,20 +1,25 @@
 """The weights cache: find, download and verify model files.
 
-Order for a catalog model: an explicit local path, then a cached file whose
-sha256 matches the pinned one, then a download from each catalog URL in turn
-into a temporary file beside the cache, verified before an atomic rename. A
-failed or mismatching download never leaves a file under the cache name.
+Order for a catalog model: an explicit local path; then a file under the
+catalog's name whose sha256 matches the pinned one, looked for in
+``SEGMENTATION_WEIGHTS`` (if set), the shipped ``weights/`` folder (the
+project's own, or the ``segmentation_weights`` package when installed with
+pip) and the per-user cache (``$XDG_CACHE_HOME/segmentation``, by default
+``~/.cache/segmentation``); then a download from each catalog URL in turn into
+a temporary file beside the cache, verified before an atomic rename. A failed
+or mismatching download never leaves a file under the cache name. Every file
+found is checked against its pinned sha256 (hashed once per process).
 
-``SEGMENTATION_WEIGHTS`` points the cache at another folder (CI and the tests
-use ``../shared/models``, whose file names are the catalog's). When that folder
-is read-only, files the project writes itself (downloads, derived models) go
-to the project's own ``weights/`` folder, which is searched too.
+Files the project writes itself (downloads, derived models) go to the first
+writable of ``SEGMENTATION_WEIGHTS``, the project's ``weights/`` folder (in a
+checkout) and the per-user cache; never into an installed package.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import tempfile
 import threading
@@ -26,28 +31,56 @@ from typing import Callable, Iterator
 from .catalog import ModelEntry
 from .errors import WeightsError
 
-PROJECT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+_ROOT = Path(__file__).resolve().parent.parent
+# The project's weights/ folder in a checkout (shipped models; downloads go here too).
+# None when the package is installed: nothing is ever written into site-packages.
+PROJECT_WEIGHTS: Path | None = (None if _ROOT.name in ("site-packages", "dist-packages")
+                                else _ROOT / "weights")
 ENV_VAR = "SEGMENTATION_WEIGHTS"
+SHIPPED_PACKAGE = "segmentation_weights"  # weights/ as installed by pip (see pyproject.toml)
 CHUNK = 1 << 16
 
 _hash_cache: dict[tuple[str, int, int], str] = {}
 _lock = threading.Lock()
 
 
+def _installed_weights() -> Path | None:
+    """The folder of the installed ``segmentation_weights`` package, if there is one (not imported)."""
+    try:
+        spec = importlib.util.find_spec(SHIPPED_PACKAGE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]).resolve()
+
+
+INSTALLED_WEIGHTS: Path | None = _installed_weights()
+
+
+def user_cache_dir() -> Path:
+    """The per-user cache: ``$XDG_CACHE_HOME/segmentation``, by default ``~/.cache/segmentation``."""
+    base = os.environ.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base).expanduser() if base else Path.home() / ".cache").resolve() / "segmentation"
+
+
 def cache_dirs() -> list[Path]:
-    """Folders searched for weights, in order (``SEGMENTATION_WEIGHTS`` first)."""
-    dirs: list[Path] = []
+    """Folders searched for weights, in order: ``SEGMENTATION_WEIGHTS``, shipped, per-user cache."""
     env = os.environ.get(ENV_VAR)
-    if env:
-        dirs.append(Path(env).expanduser().resolve())
-    if PROJECT_WEIGHTS not in dirs:
-        dirs.append(PROJECT_WEIGHTS)
+    candidates = [Path(env).expanduser().resolve() if env else None,
+                  PROJECT_WEIGHTS, INSTALLED_WEIGHTS, user_cache_dir()]
+    dirs: list[Path] = []
+    for d in candidates:
+        if d is not None and d not in dirs:
+            dirs.append(d)
     return dirs
 
 
 def writable_dir() -> Path:
-    """The first cache folder we may write to (created if missing)."""
+    """The first cache folder we may write to (created if missing); never the installed package."""
     for d in cache_dirs():
+        if d == INSTALLED_WEIGHTS and d != PROJECT_WEIGHTS:  # (an editable install maps it to weights/)
+            continue
         try:
             d.mkdir(parents=True, exist_ok=True)
         except OSError:

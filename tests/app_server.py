@@ -35,8 +35,10 @@ class AppServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_app(log_path: Path, timeout: float = 90.0, **env_overrides: str) -> AppServer:
-    """Start app.py on a free port with the shared models/examples; wait for its page to answer 200."""
+def start_app(log_path: Path, timeout: float = 90.0, **env_overrides: str | None) -> AppServer:
+    """Start app.py on a free port with the shared models/examples; wait for its page to answer 200.
+
+    An override of ``None`` removes that variable from the app's environment."""
     port = free_port()
     env = dict(os.environ)
     env.update({
@@ -48,7 +50,11 @@ def start_app(log_path: Path, timeout: float = 90.0, **env_overrides: str) -> Ap
         "SEGMENTATION_WARM_EXAMPLES": "0",  # keep the CPU for the test itself
         "PYTHONUNBUFFERED": "1",
     })
-    env.update(env_overrides)
+    for key, value in env_overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     log_file = open(log_path, "wb")
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,

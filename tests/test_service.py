@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segmentation import DEFAULT_MODEL_ID, catalog, service
+from segmentation import DEFAULT_MODEL_ID, catalog, service, weights
 from segmentation import examples as ex
 from segmentation.draw import LegendItem
 from segmentation.errors import InputError, ModelError
@@ -241,7 +241,28 @@ def test_source_dirs_split_on_pathsep():
 
 def test_shared_files_match_the_pinned_hashes(shared_videos, shared_images, tmp_path):
     got = ex.ensure_examples(tmp_path, sources=[shared_videos, shared_images], download=False)
-    assert [e.name for e, _ in got] == [e.name for e in ex.EXAMPLES]
+    assert [e.name for e, _ in got] == [e.name for e in ex.EXAMPLES if not e.source_sha256]
+    trimmed = [e for e in ex.EXAMPLES if e.source_sha256]
+    assert [e.name for e in trimmed] == ["one-by-one-person-detection.mp4"]
+    for e in trimmed:  # the shared file is the published original the shipped one was cut from
+        assert weights.sha256_file(shared_videos / e.name) == e.source_sha256
+
+
+def test_shipped_examples_are_used_in_place(caplog):
+    """examples/ holds every example, verified, under ~3 MB each; nothing is copied or fetched."""
+    with caplog.at_level("WARNING"):
+        got = ex.ensure_examples(sources=[], download=False)
+    assert [(e, p) for e, p in got] == [(e, ex.EXAMPLES_DIR / e.name) for e in ex.EXAMPLES]
+    assert not [r for r in caplog.records if r.name == ex.__name__]
+    assert ex.EXAMPLES[0].name == "classroom.gif"
+    assert all(p.stat().st_size < 3_000_000 for _, p in got)
+
+
+def test_a_trimmed_example_is_never_downloaded(tmp_path, caplog):
+    e = replace(_fake_example(tmp_path, b"trimmed"), source_sha256="0" * 64)
+    with caplog.at_level("WARNING"):
+        assert ex.ensure_examples(tmp_path / "cache", sources=[], download=True, timeout=2, examples=[e]) == []
+    assert "untrimmed original" in caplog.text and not (tmp_path / "cache" / e.name).exists()
 
 
 def test_results_cache_dir_is_named_after_the_code(tmp_path):

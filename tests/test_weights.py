@@ -120,9 +120,11 @@ def test_read_only_weights_folder_writes_to_project_folder(server, tmp_path, mon
     project = tmp_path / "project_weights"
     monkeypatch.setenv(weights.ENV_VAR, str(ro))
     monkeypatch.setattr(weights, "PROJECT_WEIGHTS", project)
+    monkeypatch.setattr(weights, "INSTALLED_WEIGHTS", None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     ro.chmod(0o555)
     try:
-        assert weights.cache_dirs() == [ro.resolve(), project]
+        assert weights.cache_dirs() == [ro.resolve(), project, (tmp_path / "xdg" / "segmentation").resolve()]
         assert weights.writable_dir() == project
         path = weights.fetch(fake_entry(server.url("/ok")), timeout=10)
         assert path == project / FILENAME
@@ -147,6 +149,66 @@ def test_read_only_folder_with_the_file_is_used_as_is(server, tmp_path, monkeypa
         assert server.hits["/ok"] == 0
     finally:
         ro.chmod(0o755)
+
+
+def test_lookup_order_env_then_shipped_then_user_cache(server, tmp_path, monkeypatch):
+    env, project, installed, xdg = (tmp_path / n for n in ("env", "project", "installed", "xdg"))
+    user = xdg / "segmentation"
+    for d in (env, project, installed, user):
+        d.mkdir(parents=True)
+    monkeypatch.setenv(weights.ENV_VAR, str(env))
+    monkeypatch.setattr(weights, "PROJECT_WEIGHTS", project)
+    monkeypatch.setattr(weights, "INSTALLED_WEIGHTS", installed)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(xdg))
+    assert weights.cache_dirs() == [env.resolve(), project, installed, user.resolve()]
+    entry = fake_entry(server.url("/ok"))
+    (user / FILENAME).write_bytes(PAYLOAD)
+    assert weights.fetch(entry) == user.resolve() / FILENAME
+    (installed / FILENAME).write_bytes(PAYLOAD)
+    assert weights.fetch(entry) == installed / FILENAME
+    (project / FILENAME).write_bytes(PAYLOAD)
+    assert weights.fetch(entry) == project / FILENAME
+    (env / FILENAME).write_bytes(OTHER)  # a wrong file comes first: skipped, the next verified one is used
+    assert weights.fetch(entry) == project / FILENAME
+    (env / FILENAME).write_bytes(PAYLOAD)
+    assert weights.fetch(entry) == env.resolve() / FILENAME
+    assert server.hits["/ok"] == 0
+
+
+def test_installed_package_is_searched_but_never_written(server, tmp_path, monkeypatch):
+    """Installed with pip (no checkout, no SEGMENTATION_WEIGHTS): the shipped files are read from
+    the ``segmentation_weights`` package; anything new goes to the per-user cache."""
+    installed = tmp_path / "site-packages" / "segmentation_weights"
+    installed.mkdir(parents=True)
+    (installed / FILENAME).write_bytes(PAYLOAD)
+    monkeypatch.delenv(weights.ENV_VAR, raising=False)
+    monkeypatch.setattr(weights, "PROJECT_WEIGHTS", None)
+    monkeypatch.setattr(weights, "INSTALLED_WEIGHTS", installed)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    user = (tmp_path / "xdg" / "segmentation").resolve()
+    assert weights.cache_dirs() == [installed, user]
+    assert weights.fetch(fake_entry(server.url("/ok"))) == installed / FILENAME
+    assert weights.writable_dir() == user
+    other = replace(fake_entry(server.url("/ok")), filename="other.tflite")
+    assert weights.fetch(other) == user / "other.tflite"
+    assert listing(installed) == [FILENAME]
+    assert server.hits["/ok"] == 1
+
+
+def test_shipped_weights_folder_holds_every_embedded_model():
+    """weights/ in the project ships every catalog TFLite file and the derived cut, each with its
+    pinned sha256 and listed in weights/README.md."""
+    from segmentation import derive
+
+    shipped = Path(weights.__file__).resolve().parent.parent / "weights"
+    readme = (shipped / "README.md").read_text()
+    pinned = {e.filename: e.sha256 for e in CATALOG.values() if e.sha256 and e.urls}
+    pinned.update(derive.DERIVED_SHA256)
+    assert len(pinned) == 5
+    for name, sha in pinned.items():
+        assert _sha(shipped / name) == sha, name
+        assert name in readme and sha in readme
+    assert (shipped / "LICENSE").read_text().lstrip().startswith("Apache License")
 
 
 def test_local_path_entry_and_missing_local_path(tmp_path):

@@ -86,12 +86,15 @@ def server():
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
-    """An empty SEGMENTATION_WEIGHTS folder; the project weights/ folder moved aside too."""
+    """An empty SEGMENTATION_WEIGHTS folder; the shipped weights/ folder (project and installed
+    package) and the per-user cache moved aside too."""
     env = tmp_path / "cache"
     env.mkdir()
     project = tmp_path / "project_weights"
     monkeypatch.setenv(weights.ENV_VAR, str(env))
     monkeypatch.setattr(weights, "PROJECT_WEIGHTS", project)
+    monkeypatch.setattr(weights, "INSTALLED_WEIGHTS", None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "user_cache"))
     return env
 
 
