@@ -8,13 +8,14 @@ traceback; a failed run leaves nothing at OUTPUT.
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 from pathlib import Path
 
 from . import catalog, draw
-from .draw import DrawOptions
+from .draw import DrawOptions, Mode
 from .errors import InputError, SegmentationError
+from .files import atomic_path, is_disk_full
+from .segmenter import ResizePolicy
 from .temporal import Speed
 
 EXIT_INPUT, EXIT_MODEL = 2, 1
@@ -30,12 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output image (.png/.jpg) or video (.mp4)")
     p.add_argument("--model", default=catalog.DEFAULT_MODEL_ID, help="catalog id, .tflite, SavedModel folder or TF Hub handle")
     p.add_argument("--labels", help="labels file for a custom model (one name per line)")
-    p.add_argument("--mode", choices=draw.MODES, default="overlay")
+    p.add_argument("--mode", choices=list(Mode), default=Mode.OVERLAY.value)
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity, 0..1 (default 0.5)")
     p.add_argument("--classes", nargs="+", metavar="NAME", help="show only these classes (names or ids)")
     p.add_argument("--outlines", action=argparse.BooleanOptionalAction, default=None,
                    help="thin class boundaries over the picture (default: on for overlay and side-by-side)")
-    p.add_argument("--resize", choices=("stretch", "letterbox"), default="stretch")
+    p.add_argument("--resize", choices=list(ResizePolicy), default=ResizePolicy.STRETCH.value)
     p.add_argument("--speed", choices=list(Speed), default=Speed.ACCURATE.value, help="video only")
     p.add_argument("--temporal", choices=("on", "off"), default="on",
                    help="video only: fuse each frame with the flow-warped previous ones (on, default) "
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_MODEL
     except OSError as exc:  # an output that cannot be written (folder missing, disk full, ...)
-        if exc.errno == errno.ENOSPC:
+        if is_disk_full(exc):
             print(f"error: the disk is full (no space left on device) while writing {args.output}; "
                   "nothing was kept.", file=sys.stderr)
         else:
@@ -142,13 +143,8 @@ def _run(args: argparse.Namespace) -> int:
 def _save_image(rgb, path: Path) -> None:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
-    try:
-        Image.fromarray(rgb).save(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        Image.fromarray(rgb).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from pathlib import Path
 from . import weights
 from .catalog import CATALOG, ModelEntry
 from .errors import ModelError, WeightsError
+from .files import atomic_path
 
 # sha256 of each derived file, as produced by cut_at_scores from the verified original.
 DERIVED_SHA256 = {
@@ -56,7 +57,7 @@ def cut_at_scores(src: Path, dst: Path, num_classes: int) -> str:
         del sig.outputs[1:]
     name = sg.tensors[scores].name
     name = name.decode() if isinstance(name, bytes) else name
-    with weights.atomic_path(dst) as tmp:
+    with atomic_path(dst) as tmp:
         fbu.write_model(model, str(tmp))
     return name
 

@@ -31,6 +31,7 @@ import numpy as np
 from . import draw, video
 from .draw import DrawOptions, LegendItem
 from .errors import InputError, SegmentationError
+from .files import atomic_path
 from .images import load_image
 from .segmenter import Segmenter, upscale_nearest
 from .temporal import Speed, TemporalOptions, check_speed, frame_segmenter
@@ -167,17 +168,12 @@ class LabelsNpzWriter:
         header = io.BytesIO()
         np.lib.format.write_array_header_1_0(
             header, {"descr": "|u1", "fortran_order": False, "shape": (len(self._chunks), self.h, self.w)})
-        tmp = self.path.with_name(f".{self.path.name}.part")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
+        with atomic_path(self.path) as tmp:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as z:
                 with z.open("labels.npy", "w", force_zip64=True) as f:
                     f.write(header.getvalue())
                     for c in self._chunks:
                         f.write(zlib.decompress(c))
-            tmp.replace(self.path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
 
 # -- video --------------------------------------------------------------------------
@@ -230,8 +226,6 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     ``progress(done, total)`` is called from the encoder thread after each
     frame. Setting ``cancel`` stops all stages and removes the partial output.
     """
-    if options.draw.mode not in draw.MODES:
-        raise InputError(f"Unknown mode {options.draw.mode!r}; use one of {draw.MODES}.")
     info = video.probe(src)
     if max_duration is not None and info.duration > max_duration:
         raise InputError(f"The video is {info.duration:.1f} s long; the limit is {max_duration:.0f} s.")

@@ -24,21 +24,38 @@ from .catalog import HUB, SAVED_MODEL, TFLITE, ModelEntry
 from .errors import ModelError
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: int | None = None
+
+
 @contextlib.contextmanager
 def _quiet_stderr():
-    """Silence C-level stderr (fd 2) for the duration; Python-level errors still raise."""
+    """Silence C-level stderr (fd 2) while any thread is inside; Python-level errors still raise.
+
+    fd 2 belongs to the whole process: two models loading at once must not
+    save each other's /dev/null as "the real stderr". The first thread in
+    saves it, the last one out restores it.
+    """
+    global _quiet_depth, _quiet_saved
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            try:
+                _quiet_saved = os.dup(2)
+                with open(os.devnull, "wb") as devnull:
+                    os.dup2(devnull.fileno(), 2)
+            except OSError:
+                _quiet_saved = None
+        _quiet_depth += 1
     try:
-        saved = os.dup(2)
-    except OSError:
         yield
-        return
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _quiet_saved is not None:
+                os.dup2(_quiet_saved, 2)
+                os.close(_quiet_saved)
+                _quiet_saved = None
 
 
 def default_threads() -> int:
@@ -46,10 +63,11 @@ def default_threads() -> int:
 
 
 class Runner(Protocol):
-    """One loaded model. ``input_size`` is (height, width)."""
+    """One loaded model. ``input_size`` is (height, width); the rest is fixed at load too."""
 
     input_size: tuple[int, int]
     output_kind: str  # "class_ids" or "scores"
+    num_classes: int | None  # score outputs: their channels; class-id outputs: None (not knowable)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray: ...
 
@@ -91,6 +109,7 @@ class LiteRTRunner:
         # [1,H,W] or [1,H,W,1] -> class ids; [1,H,W,C>1] -> scores
         self.output_kind = "scores" if len(out_shape) == 4 and out_shape[-1] > 1 else "class_ids"
         self.output_shape = tuple(out_shape)
+        self.num_classes = out_shape[-1] if self.output_kind == "scores" else None
         self._lut = None
         scale, zp = self._in.get("quantization", (0.0, 0))
         if self.input_dtype == np.uint8 and entry.raw_uint8:
@@ -171,10 +190,14 @@ class TFRunner:
         self.input_size = size
         self.input_dtype = np.dtype(spec.dtype.as_numpy_dtype) if spec is not None else np.dtype(np.float32)
         self._mean, self._std = entry.input_mean, entry.input_std
-        self.output_kind = "class_ids"  # refined after the first call
         self._lock = threading.Lock()
+        # A SavedModel's signature rarely states its output shape: one run on a blank image tells
+        # whether it answers with class ids or scores, and how many classes.
+        probe = self._run(np.zeros((*size, 3), dtype=np.uint8))
+        self.output_kind = "scores" if probe.ndim == 3 and probe.shape[-1] > 1 else "class_ids"
+        self.num_classes = int(probe.shape[-1]) if self.output_kind == "scores" else None
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+    def _run(self, rgb: np.ndarray) -> np.ndarray:
         tf = self._tf
         if self.input_dtype == np.uint8:
             x = rgb[None]
@@ -184,15 +207,11 @@ class TFRunner:
             out = self._fn(**{self._in_name: tf.constant(x)}) if self._in_name else self._fn(tf.constant(x))
         if isinstance(out, dict):
             out = next(iter(out.values()))
-        out = np.asarray(out)[0]
-        if out.ndim == 3 and out.shape[-1] > 1:
-            self.output_kind = "scores"
-        elif out.ndim == 3:
-            out = out[..., 0]
-            self.output_kind = "class_ids"
-        else:
-            self.output_kind = "class_ids"
-        return out
+        return np.asarray(out)[0]
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        out = self._run(rgb)
+        return out[..., 0] if out.ndim == 3 and self.output_kind == "class_ids" else out
 
 
 def make_runner(entry: ModelEntry, threads: int | None = None) -> Runner:

@@ -32,19 +32,27 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import cv2
 import numpy as np
 
 from . import labels as _labels
 from .catalog import ModelEntry, resolve_model
-from .errors import InputError
+from .errors import parse_choice
 from .images import as_rgb_array
+from .classmaps import refine_labels, resize_channels, soft_one_hot, upscale_nearest
 from .runners import Runner, make_runner
 
-RESIZE_POLICIES = ("stretch", "letterbox")
+class ResizePolicy(StrEnum):
+    """How an image meets the model's square input: stretched to it, or fitted with grey padding."""
+
+    STRETCH = "stretch"
+    LETTERBOX = "letterbox"
+
+
+RESIZE_POLICIES = tuple(ResizePolicy)
 PAD_VALUE = 128
-SOFT_GRID = 129  # cells a side of the soft one-hot that stands in for a class-id model's scores
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,10 @@ class SegmenterOptions:
     model: str | None = None
     labels_file: str | None = None
     threads: int | None = None
-    resize: str = "stretch"
+    resize: ResizePolicy = ResizePolicy.STRETCH
+
+    def __post_init__(self):
+        object.__setattr__(self, "resize", parse_choice(ResizePolicy, self.resize, "resize policy"))
 
 
 @dataclass
@@ -73,16 +84,13 @@ class Segmenter:
     def __init__(self, options: SegmenterOptions | None = None, *, entry: ModelEntry | None = None,
                  runner: Runner | None = None):
         options = options or SegmenterOptions()
-        if options.resize not in RESIZE_POLICIES:
-            raise InputError(f"Unknown resize policy {options.resize!r}; use one of {RESIZE_POLICIES}.")
         self.options = options
         self.entry = entry or resolve_model(options.model, options.labels_file)
         self.runner = runner or make_runner(self.entry, options.threads)
         self.input_size = self.runner.input_size  # (h, w)
         labels = self.entry.labels
         if not labels:
-            n = getattr(self.runner, "output_shape", (0,))[-1] if self.runner.output_kind == "scores" else 256
-            labels = _labels.generic_labels(int(n))
+            labels = _labels.generic_labels(self.runner.num_classes or 256)
         self.labels: tuple[str, ...] = labels
         self.palette: np.ndarray = _labels.palette(self.entry.palette)
         self._lock = threading.Lock()
@@ -97,7 +105,7 @@ class Segmenter:
         """Resize to the model input; return it and the valid fraction (fy, fx) of it."""
         ih, iw = self.input_size
         h, w = rgb.shape[:2]
-        if self.options.resize == "stretch":
+        if self.options.resize is ResizePolicy.STRETCH:
             nh, nw = ih, iw
         else:
             s = min(ih / h, iw / w)
@@ -126,7 +134,7 @@ class Segmenter:
                 elif scores.dtype not in (np.uint8, np.float32):
                     scores = scores.astype(np.float32)
                 h, w = scores.shape[:2]
-                scores = _resize_channels(scores, (w * f, h * f))
+                scores = resize_channels(scores, (w * f, h * f))
             cm = np.argmax(scores, axis=-1)
         else:
             cm = raw
@@ -183,69 +191,3 @@ class Segmenter:
         else:
             cm = upscale_nearest(self.predict(rgb), size_wh)
         return SegmentationResult(cm, self.labels, self.palette, self.entry.id)
-
-
-def upscale_nearest(class_map: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
-    """Scale a class map to ``size_wh`` with nearest neighbour (never blends ids)."""
-    if (class_map.shape[1], class_map.shape[0]) == tuple(size_wh):
-        return class_map
-    return cv2.resize(class_map, tuple(size_wh), interpolation=cv2.INTER_NEAREST)
-
-
-def soft_one_hot(class_map: np.ndarray, num_classes: int, grid: int = SOFT_GRID) -> np.ndarray:
-    """Fraction of each cell covered by each class (float32, h x w x C), at most ``grid`` a side."""
-    h, w = class_map.shape[:2]
-    gw, gh = min(w, grid), min(h, grid)
-    c = max(num_classes, int(class_map.max()) + 1)
-    out = np.zeros((gh, gw, c), dtype=np.float32)
-    for k in np.flatnonzero(np.bincount(class_map.ravel(), minlength=c)):
-        out[..., k] = cv2.resize((class_map == k).astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
-    return out
-
-
-_INDEX_BITS = 5  # refine_labels packs the candidate's index into the low bits of a uint16
-
-
-def refine_labels(scores: np.ndarray, size_wh: tuple[int, int]) -> np.ndarray:
-    """Argmax of the scores upsampled bilinearly to ``size_wh``: class boundaries at full resolution.
-
-    Exact full-size upsampling of every class costs ~35 ms at 720p. Two facts
-    make it ~3 ms: a pixel whose four neighbouring cells share their top class
-    has that class (bilinear weights are non-negative), so only classes that
-    win some cell can win anywhere; and with the score in the high 11 bits of
-    a uint16 and the candidate's index in the low 5, a running ``cv2.max``
-    over single-channel OpenCV resizes is the argmax.
-    """
-    w, h = size_wh
-    top = np.argmax(scores, axis=-1)
-    present = np.flatnonzero(np.bincount(top.ravel(), minlength=scores.shape[-1]))
-    if len(present) == 1:
-        return np.full((h, w), present[0], dtype=np.uint8)
-    if len(present) > 1 << _INDEX_BITS:  # rare: custom models with many classes in view; exact, slower
-        up = _resize_channels(np.ascontiguousarray(scores, dtype=np.float32), (w, h))
-        return np.argmax(up.reshape(h, w, -1), axis=-1).astype(np.uint8)
-    cand = scores[..., present].astype(np.float32)
-    lo, hi = float(cand.min()), float(cand.max())
-    scale = (0xFFFF >> _INDEX_BITS) / (hi - lo) if hi > lo else 0.0
-    cand = ((cand - lo) * (scale * (1 << _INDEX_BITS))).astype(np.uint16)
-    mask = 0xFFFF ^ ((1 << _INDEX_BITS) - 1)
-    last = (1 << _INDEX_BITS) - 1
-    best = None
-    for i in range(len(present)):
-        up = cv2.resize(np.ascontiguousarray(cand[..., i]), (w, h), interpolation=cv2.INTER_LINEAR)
-        packed = cv2.bitwise_or(cv2.bitwise_and(up, mask), last - i)  # ties go to the lower id, as np.argmax
-        best = packed if best is None else cv2.max(packed, best, dst=best)
-    lut = np.zeros(256, dtype=np.uint8)
-    lut[last - len(present) + 1: last + 1] = present[::-1]
-    index = cv2.bitwise_and(best, (1 << _INDEX_BITS) - 1).astype(np.uint8)
-    return cv2.LUT(index, lut).reshape(h, w)
-
-
-def _resize_channels(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of an (H, W, C) array, in groups of 4 channels when cv2 needs it."""
-    try:
-        return cv2.resize(scores, size, interpolation=cv2.INTER_LINEAR)
-    except cv2.error:
-        parts = [cv2.resize(np.ascontiguousarray(scores[..., i:i + 4]), size, interpolation=cv2.INTER_LINEAR)
-                 for i in range(0, scores.shape[-1], 4)]
-        return np.concatenate([p.reshape(size[1], size[0], -1) for p in parts], axis=-1)

@@ -19,7 +19,8 @@ benchmarks all go through it:
   keyframes do not jump.
 
 Scores live on the model's grid (64x64 for Autoseg), so warping and blending
-cost well under a millisecond; flow is DIS at ``flow_width`` px wide. Class
+cost well under a millisecond; flow is DIS (ultrafast preset) at
+``flow_width`` px wide (``keyframe_flow_width`` in realtime). Class
 maps come out at the frame's size with refined edges
 (``Segmenter.labels_from_scores``).
 """
@@ -33,7 +34,7 @@ from enum import StrEnum
 import cv2
 import numpy as np
 
-from .errors import InputError
+from .errors import parse_choice
 from .segmenter import Segmenter
 
 
@@ -46,10 +47,7 @@ class Speed(StrEnum):
 
 def check_speed(speed: object) -> Speed:
     """A Speed from its name; anything else raises InputError with the choices."""
-    try:
-        return Speed(speed)
-    except ValueError:
-        raise InputError(f"Unknown speed {speed!r}; use one of: {', '.join(Speed)}.") from None
+    return parse_choice(Speed, speed, "speed")
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,8 @@ class TemporalOptions:
     keyframe_weight: float = 0.5  # the same for a realtime keyframe
     error_scale: float = 12.0  # grey-level warp error at which history keeps 1/e of its weight
     stickiness: float = 0.015  # bonus for the class holding a cell, as a share of the score range
-    flow_width: int = 320
+    flow_width: int = 160  # px: enough to move 64x64 scores between consecutive frames
+    keyframe_flow_width: int = 320  # realtime chains flow over many frames: finer
     cut_threshold: float = 40.0  # mean |grey difference| between frames, 0..255: a scene cut
     # realtime keyframe schedule
     min_interval: int = 2
@@ -158,10 +157,10 @@ class EveryFrame(FrameSegmenter):
 class _Tracked(FrameSegmenter):
     """Shared state of the flow-based strategies: fused scores and the flow that moves them."""
 
-    def __init__(self, segmenter: Segmenter, options: TemporalOptions):
+    def __init__(self, segmenter: Segmenter, options: TemporalOptions, flow_width: int):
         super().__init__(segmenter)
         self.opt = options
-        self._flow = _Flow(options.flow_width)
+        self._flow = _Flow(flow_width)
         self._fused: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -198,6 +197,9 @@ class _Tracked(FrameSegmenter):
 class Fused(_Tracked):
     """The model on every frame, blended with the flow-warped history (see module docstring)."""
 
+    def __init__(self, segmenter: Segmenter, options: TemporalOptions):
+        super().__init__(segmenter, options, options.flow_width)
+
     def _step(self, rgb: np.ndarray) -> FrameLabels:
         gray = self._flow.gray(rgb)
         new = self.seg.scores(rgb)
@@ -233,7 +235,7 @@ class Keyframes(_Tracked):
     """
 
     def __init__(self, segmenter: Segmenter, fps: float, options: TemporalOptions, blend: bool = True):
-        super().__init__(segmenter, options)
+        super().__init__(segmenter, options, options.keyframe_flow_width)
         self.blend = blend
         self.budget_s = options.budget_share / max(float(fps), 1e-3)
         self._key_gray: np.ndarray | None = None

@@ -22,8 +22,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -34,6 +32,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError
+from .files import AtomicFile
 
 COPY_AUDIO_CODECS = {"aac", "mp3"}
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
@@ -140,6 +139,15 @@ def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
 
 
+def repair_pts(pts: int | None, last_pts: int | None, last_duration: int | None, step: int) -> int:
+    """A timestamp that moves forward: ``pts`` itself if it does; else (none, as in raw streams,
+    or one going back) one frame after the last -- the last frame's own duration if it said,
+    else ``step``, a frame at the stream's rate; 0 for a first frame without one."""
+    if pts is None or (last_pts is not None and pts <= last_pts):
+        return 0 if last_pts is None else last_pts + (last_duration or step)
+    return int(pts)
+
+
 def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[DecodedFrame]:
     """Decode every frame (upright RGB, own pts), in presentation order.
 
@@ -163,13 +171,7 @@ def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[Dec
 
         def emit(frame):
             nonlocal index, last_pts, last_duration
-            pts = frame.pts
-            if pts is None:
-                pts = frame.dts
-            if pts is None or (last_pts is not None and pts <= last_pts):
-                # no timestamp (raw streams) or one going back: one frame after the last,
-                # as long as the last frame said how long it lasts, else at the stream's rate
-                pts = (last_pts + (last_duration or step)) if last_pts is not None else 0
+            pts = repair_pts(frame.pts if frame.pts is not None else frame.dts, last_pts, last_duration, step)
             duration = int(frame.duration) if frame.duration and frame.duration > 0 else None
             last_pts, last_duration = pts, duration
             rgb = _upright(frame.to_ndarray(format="rgb24"), _rotation(frame))
@@ -406,12 +408,9 @@ class VideoSink:
         self._closed = False
 
     def __enter__(self) -> "VideoSink":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".mp4.part", dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._out = AtomicFile(self.path)
         try:
-            self._c = av.open(str(self._tmp), "w", format="mp4", container_options={"movflags": "+faststart"})
+            self._c = av.open(str(self._out.tmp), "w", format="mp4", container_options={"movflags": "+faststart"})
             s = self._c.add_stream("libx264", rate=self.fps)
             s.width, s.height, s.pix_fmt = self.width, self.height, "yuv420p"
             s.time_base = self.time_base
@@ -439,9 +438,7 @@ class VideoSink:
         """
         if self._closed:
             raise ValueError("The sink is closed.")
-        if pts is None or (self.last_pts is not None and pts <= self.last_pts):
-            pts = 0 if self.last_pts is None else self.last_pts + (self._last_duration or self._step)
-        pts = int(pts)
+        pts = repair_pts(pts, self.last_pts, self._last_duration, self._step)
         if self.first_pts is None:
             self.first_pts = pts
             if self._audio is not None:
@@ -486,7 +483,7 @@ class VideoSink:
             self._c.close()
             self._closed = True
             self._close_audio()
-            os.replace(self._tmp, self.path)
+            self._out.commit()
         except BaseException:
             self._abort()
             raise
@@ -508,9 +505,9 @@ class VideoSink:
         except Exception:
             pass
         self._close_audio()
-        tmp = getattr(self, "_tmp", None)
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        out = getattr(self, "_out", None)
+        if out is not None:
+            out.discard()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:

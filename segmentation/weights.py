@@ -17,19 +17,18 @@ checkout) and the per-user cache; never into an installed package.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import os
-import tempfile
 import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from .catalog import ModelEntry
 from .errors import WeightsError
+from .files import atomic_path
 
 _ROOT = Path(__file__).resolve().parent.parent
 # The project's weights/ folder in a checkout (shipped models; downloads go here too).
@@ -116,24 +115,6 @@ def find_cached(filename: str, sha256: str | None) -> Path | None:
         if p.is_file() and (sha256 is None or sha256_file(p) == sha256):
             return p
     return None
-
-
-@contextlib.contextmanager
-def atomic_path(dest: Path) -> Iterator[Path]:
-    """A temporary file beside ``dest``: renamed onto it if the block succeeds, removed if not.
-
-    Whatever is written there (a download, a derived model, a copy) appears under
-    ``dest`` complete and verified, or not at all.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        yield tmp
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def download(url: str, dest: Path, sha256: str, timeout: float = 30.0,

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import av
 import numpy as np
 
-from segmentation.segmenter import refine_labels, soft_one_hot, upscale_nearest
+from segmentation.classmaps import refine_labels, soft_one_hot, upscale_nearest
 
 ROOT = Path(__file__).resolve().parent.parent
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)

@@ -7,6 +7,7 @@ import pytest
 
 from segmentation import draw
 from segmentation.draw import DrawOptions
+from segmentation.errors import InputError
 from segmentation.labels import ADE20K_32, PASCAL_VOC, palette
 
 PASCAL = palette("pascal")
@@ -75,8 +76,9 @@ def test_side_by_side_doubles_the_width(frame, class_map):
 
 
 def test_unknown_mode_is_refused(frame, class_map):
-    with pytest.raises(ValueError, match="Unknown mode"):
-        draw.render(frame, class_map, PASCAL, DrawOptions(mode="sketch"))
+    with pytest.raises(InputError, match="Unknown output mode 'sketch'; use one of: overlay, mask, side-by-side"):
+        DrawOptions(mode="sketch")
+    assert DrawOptions(mode="mask").mode is draw.Mode.MASK  # names become the enum, checked once
 
 
 def test_class_filter_in_overlay_leaves_other_pixels_untouched(frame, class_map):

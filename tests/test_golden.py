@@ -20,7 +20,7 @@ from PIL import Image
 
 from segmentation import CATALOG, Segmenter, load_image
 from segmentation.labels import ADE20K_32, palette
-from segmentation.segmenter import upscale_nearest
+from segmentation.classmaps import upscale_nearest
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT = 120

@@ -283,6 +283,7 @@ class RedGreenRunner:
 
     input_size = (64, 64)
     output_kind = "class_ids"
+    num_classes = None
 
     def __init__(self):
         self.inputs = []

@@ -128,9 +128,11 @@ def test_savedmodel_class_ids_end_to_end(class_id_savedmodel):
 
 def test_savedmodel_scores_use_argmax_fusion(scores_savedmodel):
     seg = Segmenter.create(str(scores_savedmodel), resize="letterbox")
+    # known at load, before any image: what the model answers and how many classes
+    assert seg.runner.output_kind == "scores" and seg.has_scores
+    assert seg.runner.num_classes == len(seg.labels)
     img = red_green_image(h=100, w=300)
     low = seg.predict(img)
-    assert seg.runner.output_kind == "scores"
     assert low.ndim == 2 and low.shape[1] == 64 and low.shape[0] < 64, "argmax at the scores' resolution"
     cm = seg.segment(img).class_map
     assert cm.shape == (100, 300) and cm.dtype == np.uint8

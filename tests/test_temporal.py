@@ -14,7 +14,7 @@ import pytest
 from segmentation import Segmenter
 from segmentation.errors import InputError
 from segmentation.pipeline import VideoOptions, segment_video
-from segmentation.segmenter import refine_labels
+from segmentation.classmaps import refine_labels
 from segmentation.temporal import EveryFrame, Fused, Keyframes, Speed, frame_segmenter
 from segmentation.video import read_frames
 
