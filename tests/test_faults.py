@@ -10,12 +10,12 @@
   its half-written output and job folder disappear, and the server's CPU drops
   back to idle.
 * Disk full: ``VideoSink.write`` raising ``ENOSPC`` after a few frames (and a
-  PNG save failing) through the library and the service; the CLI on a real full
+  PNG save failing) through the library and the app's jobs; the CLI on a real full
   disk (a 64 kB tmpfs, when this system lets the tests mount one, else the same
   failing writer in-process); and the app. Each says the disk is full and
   keeps no partial file.
 * A runner that raises for one input, in-process (a fake runner behind the
-  service functions) and in the running app: that job gets one sentence, the
+  app's job functions) and in the running app: that job gets one sentence, the
   log the traceback, and the next job succeeds.
 
 The app under test loads a small fault hook (``sitecustomize`` on its
@@ -46,11 +46,13 @@ from media import StubSegmenter, make_clip, no_leftovers, picture, run_cli, stre
 from PIL import Image
 from weights_server import cache, fake_entry, listing, server  # noqa: F401 (fixtures)
 
-from segmentation import Segmenter, SegmenterOptions, cli, service, video, weights
+from segmentation import Segmenter, SegmenterOptions, cli, video, weights
 from segmentation.catalog import CATALOG
 from segmentation.draw import DrawOptions
 from segmentation.errors import WeightsError
 from segmentation.pipeline import VideoOptions, segment_video
+from webapp import jobs
+from webapp.limits import Limits
 
 MODEL = "deeplabv3-pascal-dm05"
 MAGENTA = (255, 0, 255)
@@ -102,6 +104,7 @@ class CrashingRunner:
 
     input_size = (64, 64)
     output_kind = "class_ids"
+    num_classes = None
 
     def __init__(self):
         self.calls = 0
@@ -127,27 +130,27 @@ def _magenta_clip(path: Path, from_frame: int, frames: int = 20) -> Path:
     return path
 
 
-def test_runner_crash_in_one_job_leaves_the_service_working(tmp_path):
+def test_runner_crash_in_one_job_leaves_the_jobs_working(tmp_path):
     runner = CrashingRunner()
-    cache_ = service.SegmenterCache(factory=lambda mid: Segmenter(entry=CATALOG[mid], runner=runner))
-    store = service.TempStore(tmp_path / "store")
-    limits = service.Limits()
+    cache_ = jobs.SegmenterCache(factory=lambda mid: Segmenter(entry=CATALOG[mid], runner=runner))
+    store = jobs.TempStore(tmp_path / "store")
+    limits = Limits()
     poisoned, normal = tmp_path / "magenta.png", tmp_path / "normal.png"
     Image.new("RGB", (40, 30), MAGENTA).save(poisoned)
     Image.fromarray(picture(0, 40, 30)).save(normal)
     with pytest.raises(RuntimeError, match="the runner crashed"):
-        service.run_photo(cache_, poisoned, MODEL, "overlay", 0.5, None, limits, store)
+        jobs.run_photo(cache_, poisoned, MODEL, "overlay", 0.5, None, limits, store)
     assert list(store.root.iterdir()) == []
-    r = service.run_photo(cache_, normal, MODEL, "overlay", 0.5, None, limits, store)
-    assert r.stats["width"] == 40 and r.output.is_file()
+    r = jobs.run_photo(cache_, normal, MODEL, "overlay", 0.5, None, limits, store)
+    assert r.stats.width == 40 and r.output.is_file()
 
     clip = _magenta_clip(tmp_path / "clip.mp4", from_frame=8)
     with pytest.raises(RuntimeError, match="the runner crashed"):
-        service.run_video(cache_, clip, MODEL, "overlay", 0.5, "accurate", None, limits, store)
+        jobs.run_video(cache_, clip, MODEL, "overlay", 0.5, "accurate", None, limits, store)
     assert [d for d in store.root.iterdir() if d != r.output.parent] == [], "the failed video left its job"
-    ok = service.run_video(cache_, make_clip(tmp_path / "ok.mp4", frames=6), MODEL, "overlay", 0.5, "accurate",
-                           None, limits, store)
-    assert ok.stats["frames"] == 6 and len(video_times(ok.output)) == 6
+    ok = jobs.run_video(cache_, make_clip(tmp_path / "ok.mp4", frames=6), MODEL, "overlay", 0.5, "accurate",
+                        None, limits, store)
+    assert ok.stats.frames == 6 and len(video_times(ok.output)) == 6
     store.close()
 
 
@@ -163,7 +166,7 @@ def _full_after(frames: int):
     return write
 
 
-def test_disk_full_while_encoding_library_and_service(tmp_path, monkeypatch):
+def test_disk_full_while_encoding_library_and_jobs(tmp_path, monkeypatch):
     src = make_clip(tmp_path / "in.mp4", frames=20, audio="aac", audio_rate=44100)
     monkeypatch.setattr(video.VideoSink, "write", _full_after(5))
     out_dir = tmp_path / "out"
@@ -175,10 +178,10 @@ def test_disk_full_while_encoding_library_and_service(tmp_path, monkeypatch):
     no_leftovers(out_dir, dst)
     assert list(out_dir.iterdir()) == []
 
-    cache_ = service.SegmenterCache(factory=lambda mid: StubSegmenter())
-    store = service.TempStore(tmp_path / "store")
+    cache_ = jobs.SegmenterCache(factory=lambda mid: StubSegmenter())
+    store = jobs.TempStore(tmp_path / "store")
     with pytest.raises(OSError) as info:
-        service.run_video(cache_, src, MODEL, "overlay", 0.5, "accurate", None, service.Limits(), store)
+        jobs.run_video(cache_, src, MODEL, "overlay", 0.5, "accurate", None, Limits(), store)
     assert info.value.errno == errno.ENOSPC
     assert list(store.root.iterdir()) == [], "the failed job left its folder"
     store.close()
@@ -195,9 +198,9 @@ def test_disk_full_while_saving_a_photo(tmp_path, monkeypatch, shared_models):
     src = tmp_path / "photo.png"
     Image.fromarray(picture(0, 40, 30)).save(src)
     monkeypatch.setattr(Image.Image, "save", save)
-    store = service.TempStore(tmp_path / "store")
+    store = jobs.TempStore(tmp_path / "store")
     with pytest.raises(OSError) as info:
-        service.run_photo(service.SegmenterCache(), src, MODEL, "overlay", 0.5, None, service.Limits(), store)
+        jobs.run_photo(jobs.SegmenterCache(), src, MODEL, "overlay", 0.5, None, Limits(), store)
     assert info.value.errno == errno.ENOSPC
     assert list(store.root.iterdir()) == [], "a half-written PNG was left in the store"
     store.close()

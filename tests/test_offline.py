@@ -23,8 +23,8 @@ from app_server import IMAGE, api_client, result_file, start_app, stop_app, subm
 from offline_guard import child_env, offline  # noqa: F401 (fixture)
 from PIL import Image
 
-from segmentation import examples
 from segmentation.catalog import CATALOG, DEFAULT_MODEL_ID, TFLITE
+from webapp import examples
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = ROOT / "examples" / "bird.bmp"  # 512x343, shipped

@@ -1,9 +1,12 @@
-"""The app's service layer and example files, without a server (fast)."""
+"""The app's ``webapp`` package (limits, checks, jobs, views, live session, example files) without a server (fast)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -12,18 +15,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segmentation import DEFAULT_MODEL_ID, catalog, service, weights
-from segmentation import examples as ex
+from segmentation import DEFAULT_MODEL_ID, catalog, weights
 from segmentation.draw import LegendItem
 from segmentation.errors import InputError, ModelError
+from webapp import checks, jobs, views
+from webapp import examples as ex
+from webapp.limits import Limits, env_flag
+from webapp.live import LiveSession
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- limits ---------------------------------------------------------------------------------
 def test_limits_defaults_and_env():
-    d = service.Limits.from_env({})
+    d = Limits.from_env({})
     assert (d.max_upload_mb, d.max_seconds, d.max_pixels, d.concurrency, d.queue_size) == (200, 120, 3840 * 2160, 1, 16)
-    lim = service.Limits.from_env({"SEGMENTATION_MAX_UPLOAD_MB": "3", "SEGMENTATION_MAX_SECONDS": "2.5",
-                                   "SEGMENTATION_MAX_PIXELS": "1_000_000", "SEGMENTATION_CONCURRENCY": "2"})
+    lim = Limits.from_env({"SEGMENTATION_MAX_UPLOAD_MB": "3", "SEGMENTATION_MAX_SECONDS": "2.5",
+                           "SEGMENTATION_MAX_PIXELS": "1_000_000", "SEGMENTATION_CONCURRENCY": "2"})
     assert (lim.max_upload_bytes, lim.max_seconds, lim.max_pixels, lim.concurrency) == (3 * 2**20, 2.5, 10**6, 2)
 
 
@@ -31,12 +39,30 @@ def test_limits_defaults_and_env():
                                         ("SEGMENTATION_CONCURRENCY", "1.5"), ("SEGMENTATION_QUEUE_SIZE", "0")])
 def test_limits_bad_values_are_named(name, value):
     with pytest.raises(ValueError, match=name):
-        service.Limits.from_env({name: value})
+        Limits.from_env({name: value})
+
+
+def test_env_flag():
+    assert env_flag("X", env={}) is True and env_flag("X", False, env={"X": " "}) is False
+    for off in ("0", "false", "No", " FALSE "):
+        assert env_flag("X", env={"X": off}) is False
+    for on in ("1", "yes", "true", "on"):
+        assert env_flag("X", False, env={"X": on}) is True
+
+
+def test_app_exits_with_one_sentence_on_a_bad_setting(tmp_path):
+    """``python app.py`` with a bad SEGMENTATION_* value: one ``error:`` line naming it, exit 1, no temp folder."""
+    env = {**os.environ, "SEGMENTATION_MAX_UPLOAD_MB": "abc", "TMPDIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip() == "error: SEGMENTATION_MAX_UPLOAD_MB must be a number, got 'abc'."
+    assert list(tmp_path.iterdir()) == []  # no job store was made
 
 
 # -- validation -----------------------------------------------------------------------------
 def test_model_choices_exclude_tensorflow_formats_and_start_with_default():
-    ids = [mid for _, mid in service.model_choices()]
+    ids = [mid for _, mid in checks.model_choices()]
     assert ids[0] == DEFAULT_MODEL_ID
     assert "autoseg-edgetpu-xs-savedmodel" not in ids
     assert all(catalog.CATALOG[i].format == catalog.TFLITE for i in ids)
@@ -47,53 +73,53 @@ def test_model_choices_exclude_tensorflow_formats_and_start_with_default():
                                  "https://tfhub.dev/google/edgetpu/vision/autoseg-edgetpu/fused_argmax/xs/1"])
 def test_check_model_id_refuses_anything_but_offered_ids(bad):
     with pytest.raises(ModelError, match="Unknown model .*choose one of autoseg-edgetpu-xs"):
-        service.check_model_id(bad)
+        checks.check_model_id(bad)
 
 
 def test_check_model_id_refuses_existing_tflite_paths(shared_models):
     path = next(shared_models.glob("*.tflite"))
     with pytest.raises(ModelError):
-        service.check_model_id(str(path))
+        checks.check_model_id(str(path))
 
 
 def test_options_validation():
-    assert service.check_mode("side-by-side") == "side-by-side"
-    assert service.check_alpha("0.25") == 0.25
-    for fn, bad in [(service.check_mode, "sparkle"), (service.check_speed, "ludicrous"),
-                    (service.check_alpha, 1.5), (service.check_alpha, "x")]:
+    assert checks.check_mode("side-by-side") == "side-by-side"
+    assert checks.check_alpha("0.25") == 0.25
+    for fn, bad in [(checks.check_mode, "sparkle"), (checks.check_speed, "ludicrous"),
+                    (checks.check_alpha, 1.5), (checks.check_alpha, "x")]:
         with pytest.raises(InputError):
             fn(bad)
 
 
 def test_class_filter():
     labels = catalog.CATALOG["deeplabv3-pascal"].labels
-    assert service.class_filter([], labels) is None
-    assert service.class_filter(None, labels) is None
-    assert service.class_filter(["Person", "bird"], labels) == (15, 3)
-    assert service.class_filter("person, car", labels) == (15, 7)
+    assert checks.class_filter([], labels) is None
+    assert checks.class_filter(None, labels) is None
+    assert checks.class_filter(["Person", "bird"], labels) == (15, 3)
+    assert checks.class_filter("person, car", labels) == (15, 7)
     with pytest.raises(InputError, match="Unknown class 'unicorn'"):
-        service.class_filter(["unicorn"], labels)
-    assert service.class_names("deeplabv3-pascal")[3] == "bird"
+        checks.class_filter(["unicorn"], labels)
+    assert checks.class_names("deeplabv3-pascal")[3] == "bird"
 
 
 def test_check_upload(tmp_path):
-    limits = service.Limits(max_upload_mb=0.001)  # ~1 KB
+    limits = Limits(max_upload_mb=0.001)  # ~1 KB
     small, big, empty = tmp_path / "a.png", tmp_path / "b.mp4", tmp_path / "c.mp4"
     small.write_bytes(b"x" * 100)
     big.write_bytes(b"x" * 2000)
     empty.write_bytes(b"")
-    assert service.check_upload(small, limits) == small
+    assert checks.check_upload(small, limits) == small
     with pytest.raises(InputError, match="upload limit is 0.001 MB"):
-        service.check_upload(big, limits)
+        checks.check_upload(big, limits)
     with pytest.raises(InputError, match="empty"):
-        service.check_upload(empty, limits)
+        checks.check_upload(empty, limits)
     with pytest.raises(InputError, match="No file"):
-        service.check_upload(None, limits)
+        checks.check_upload(None, limits)
 
 
 def test_safe_stem():
-    assert service.safe_stem("/tmp/x/My clip (1).mp4") == "My_clip_1"
-    assert service.safe_stem("...") == "result"
+    assert checks.safe_stem("/tmp/x/My clip (1).mp4") == "My_clip_1"
+    assert checks.safe_stem("...") == "result"
 
 
 # -- segmenter cache --------------------------------------------------------------------------
@@ -105,7 +131,7 @@ def test_segmenter_cache_loads_each_model_once_across_threads():
         time.sleep(0.05)
         return object()
 
-    cache = service.SegmenterCache(factory=factory)
+    cache = jobs.SegmenterCache(factory=factory)
     got = []
     threads = [threading.Thread(target=lambda: got.append(cache.get("deeplabv3-pascal"))) for _ in range(8)]
     for t in threads:
@@ -122,29 +148,50 @@ def test_segmenter_cache_loads_each_model_once_across_threads():
 def test_legend_html_escapes_and_orders():
     items = [LegendItem(1, "road", (140, 140, 140), 0.7), LegendItem(2, "<b>car</b>", (0, 102, 200), 0.2996),
              LegendItem(3, "sky", (6, 230, 230), 0.0004)]
-    page = service.legend_html(items)
+    page = views.legend_html(items)
     assert "<b>car</b>" not in page and "&lt;b&gt;car&lt;/b&gt;" in page
     assert page.index("road") < page.index("car")
     assert "70.0%" in page and "30.0%" in page and "#0066c8" in page
     assert "others" in page and "<0.1%" not in page.replace("&lt;0.1%", "")  # escaped
-    assert service.format_share(0.0004) == "<0.1%" and service.format_share(0.5) == "50.0%"
-    assert "No pixels" in service.legend_html([])
+    assert views.format_share(0.0004) == "<0.1%" and views.format_share(0.5) == "50.0%"
+    assert "No pixels" in views.legend_html([])
+
+
+VIDEO_STATS = jobs.VideoStats(frames=377, width=768, height=432, output_width=1536, output_height=432,
+                              source_fps=12.5, output_fps=12.5, processing_fps=14.2, realtime_factor=1.14,
+                              seconds=26.5, model_runs=60, model="autoseg-edgetpu-xs", speed="realtime",
+                              temporal=True, mode="side-by-side", duration=30.16, trimmed_to_seconds=None)
+PHOTO_STATS = jobs.PhotoStats(width=512, height=343, output_width=512, output_height=343, seconds=0.05, model="m",
+                              mode="overlay", downscaled_from=(9000, 6000))
 
 
 def test_stats_markdown():
-    video = {"kind": "video", "frames": 377, "width": 768, "height": 432, "source_fps": 12.5, "output_fps": 12.5,
-             "processing_fps": 14.2, "realtime_factor": 1.14, "seconds": 26.5, "model_runs": 60,
-             "model": "autoseg-edgetpu-xs", "speed": "realtime", "trimmed_to_seconds": None}
-    text = service.stats_markdown(video)
+    text = views.stats_markdown(VIDEO_STATS)
     for part in ("377 frames", "12.5 fps → 12.5 fps", "14.2 frames/s", "autoseg-edgetpu-xs", "realtime"):
         assert part in text
-    photo = {"kind": "image", "width": 512, "height": 343, "seconds": 0.05, "model": "m", "downscaled_from": [9000, 6000]}
-    assert "512×343" in service.stats_markdown(photo) and "downscaled from 9000×6000" in service.stats_markdown(photo)
+    assert "first 120 s only" in views.stats_markdown(replace(VIDEO_STATS, trimmed_to_seconds=120.0))
+    text = views.stats_markdown(PHOTO_STATS)
+    assert "512×343" in text and "50 ms" in text and "downscaled from 9000×6000" in text
+    assert "downscaled" not in views.stats_markdown(replace(PHOTO_STATS, downscaled_from=None))
+
+
+def test_stats_json_is_the_api_output():
+    """The API's stats: these keys, JSON types only (a client reads them by name)."""
+    video = VIDEO_STATS.to_json()
+    assert list(video) == ["kind", "frames", "width", "height", "output_width", "output_height", "source_fps",
+                           "output_fps", "processing_fps", "realtime_factor", "seconds", "model_runs", "model",
+                           "speed", "temporal", "mode", "duration", "trimmed_to_seconds"]
+    assert video["kind"] == "video" and video["frames"] == 377 and video["trimmed_to_seconds"] is None
+    photo = PHOTO_STATS.to_json()
+    assert photo == {"kind": "image", "width": 512, "height": 343, "output_width": 512, "output_height": 343,
+                     "seconds": 0.05, "model": "m", "mode": "overlay", "downscaled_from": [9000, 6000]}
+    assert replace(PHOTO_STATS, downscaled_from=None).to_json()["downscaled_from"] is None
+    assert json.loads(json.dumps(video)) == video and json.loads(json.dumps(photo)) == photo
 
 
 def test_frame_rate_reports_rate():
     seen = []
-    fr = service.FrameRate(lambda d, t, r: seen.append((d, t, r)))
+    fr = jobs.FrameRate(lambda d, t, r: seen.append((d, t, r)))
     for i in range(1, 4):
         fr(i, 3)
         time.sleep(0.01)
@@ -152,7 +199,7 @@ def test_frame_rate_reports_rate():
 
 
 def test_temp_store_sweeps_old_jobs(tmp_path):
-    store = service.TempStore(tmp_path / "store", max_age=60)
+    store = jobs.TempStore(tmp_path / "store", max_age=60)
     old, new = store.new_job(), store.new_job()
     past = time.time() - 120
     os.utime(old, (past, past))
@@ -164,28 +211,28 @@ def test_temp_store_sweeps_old_jobs(tmp_path):
 
 # -- jobs (real model) ------------------------------------------------------------------------
 def test_run_photo_modes_and_pixel_limit(shared_images, tmp_path):
-    cache, store = service.SegmenterCache(), service.TempStore(tmp_path / "s")
+    cache, store = jobs.SegmenterCache(), jobs.TempStore(tmp_path / "s")
     bird = shared_images / "bird.bmp"
-    r = service.run_photo(cache, bird, "deeplabv3-pascal", "side-by-side", 0.5, ["bird"], service.Limits(), store)
+    r = jobs.run_photo(cache, bird, "deeplabv3-pascal", "side-by-side", 0.5, ["bird"], Limits(), store)
     assert r.output.name == "bird_segmented.png" and r.display.shape == r.original.shape == (343, 512, 3)
     from PIL import Image
 
     with Image.open(r.output) as im:
         assert im.size == (1024, 343)
     assert [it.name for it in r.legend] == ["bird"]
-    small = service.Limits(max_pixels=100 * 100)
-    r = service.run_photo(cache, bird, "deeplabv3-pascal", "mask", 0.5, None, small, store)
-    assert r.original.shape[0] * r.original.shape[1] <= 100 * 100 and r.stats["downscaled_from"] == [512, 343]
+    small = Limits(max_pixels=100 * 100)
+    r = jobs.run_photo(cache, bird, "deeplabv3-pascal", "mask", 0.5, None, small, store)
+    assert r.original.shape[0] * r.original.shape[1] <= 100 * 100 and r.stats.downscaled_from == (512, 343)
     cam = np.full((120, 160, 3), 90, np.uint8)
-    r = service.run_photo(cache, cam, DEFAULT_MODEL_ID, "overlay", 0.5, None, service.Limits(), store)
+    r = jobs.run_photo(cache, cam, DEFAULT_MODEL_ID, "overlay", 0.5, None, Limits(), store)
     assert r.output.name == "webcam_segmented.png"
     with pytest.raises(InputError, match="is a photo, not a video"):
-        service.run_video(cache, bird, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None, service.Limits(), store)
+        jobs.run_video(cache, bird, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None, Limits(), store)
 
 
 def test_live_session_realtime_and_model_switch(shared_models):
-    cache = service.SegmenterCache()
-    live = service.LiveSession(interval=0.1)
+    cache = jobs.SegmenterCache()
+    live = LiveSession(interval=0.1)
     frame = np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8)
     for _ in range(4):
         out, text = live.process(cache.get(DEFAULT_MODEL_ID), frame, "side-by-side", 0.5, None, "realtime")
@@ -201,7 +248,7 @@ def test_examples_are_pinned_and_attributed():
     for e in ex.EXAMPLES:
         assert len(e.sha256) == 64 and e.url.startswith("https://github.com/")
         assert e.name in readme and e.url in readme and e.licence in readme
-        assert e.model in catalog.CATALOG and e.mode in service.MODES and e.speed in service.SPEEDS
+        assert e.model in catalog.CATALOG and e.mode in checks.MODES and e.speed in checks.SPEEDS
 
 
 def _fake_example(tmp_path: Path, data: bytes) -> ex.ExampleFile:

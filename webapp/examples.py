@@ -26,11 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from . import weights
+from segmentation import weights
+from segmentation.files import atomic_path
+
+from .limits import env_flag
 
 log = logging.getLogger(__name__)
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"  # the shipped files
+_ROOT = Path(__file__).resolve().parent.parent  # the repository: app.py, webapp/, segmentation/
+EXAMPLES_DIR = _ROOT / "examples"  # the shipped files
 ENV_SOURCE = "SEGMENTATION_EXAMPLES_SOURCE"
 
 _INTEL = "https://github.com/intel-iot-devkit/sample-videos/raw/master/"
@@ -101,7 +105,7 @@ def _copy_verified(src: Path, dest: Path, sha256: str) -> Path:
     """Copy ``src`` onto ``dest`` atomically if (and only if) its sha256 matches."""
     if weights.sha256_file(src) != sha256:
         raise ValueError(f"{src}: sha256 mismatch, expected {sha256}")
-    with weights.atomic_path(dest) as tmp:
+    with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
         if weights.sha256_file(tmp) != sha256:  # the source changed under us
             raise ValueError(f"{src}: changed while copying")
@@ -150,7 +154,7 @@ def ensure_examples(dest_dir: Path = EXAMPLES_DIR, sources: Iterable[Path] | Non
     """
     sources = source_dirs() if sources is None else list(sources)
     if download is None:
-        download = os.environ.get("SEGMENTATION_EXAMPLES_DOWNLOAD", "1").strip().lower() not in ("0", "false", "no")
+        download = env_flag("SEGMENTATION_EXAMPLES_DOWNLOAD")
     got: list[tuple[ExampleFile, Path]] = []
     missing: list[str] = []
     for ex in examples:
@@ -168,12 +172,13 @@ def results_cache_dir(base: str | Path = ".gradio/cached_examples") -> Path:
     """A folder for the app's cached example results, named after the code that makes them.
 
     Gradio serves cached example results until its cache folder is deleted;
-    naming the folder after a hash of ``app.py`` and the package means a
+    naming the folder after a hash of ``app.py``, this package and the library means a
     changed app or engine computes fresh results instead of serving stale ones.
     """
-    root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for f in [root / "app.py", *sorted(Path(__file__).resolve().parent.glob("*.py"))]:
+    code = [_ROOT / "app.py", *sorted((_ROOT / "webapp").glob("*.py")),
+            *sorted((_ROOT / "segmentation").glob("*.py"))]
+    for f in code:
         if f.is_file():
-            h.update(f.name.encode() + b"\0" + f.read_bytes())
+            h.update(str(f.relative_to(_ROOT)).encode() + b"\0" + f.read_bytes())
     return Path(base) / h.hexdigest()[:12]

@@ -1,0 +1,156 @@
+"""``webapp.gradio_compat`` against the installed Gradio: every private part the app touches.
+
+Run this first after changing the Gradio version. Each test fails with a sentence saying which
+private attribute or method moved, so the compatibility module (and only it) can be fixed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import threading
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from gradio.data_classes import FileData
+from gradio.helpers import Examples
+from gradio.utils import NamedString
+
+from webapp import gradio_compat
+from webapp.gradio_compat import EventRef, client_gone, compute_example, current_event, pass_upload_path, running_job
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_pinned_version_is_installed_and_pinned_everywhere():
+    assert gr.__version__ == gradio_compat.GRADIO_VERSION, (
+        f"Gradio {gr.__version__} is installed, webapp/gradio_compat.py was checked against "
+        f"{gradio_compat.GRADIO_VERSION}: make this file pass, then update GRADIO_VERSION")
+    pins = {"requirements.txt": r"^gradio==(\S+)$", "pyproject.toml": r'"gradio==([^"]+)"',
+            "README.md": r"^sdk_version: (\S+)$"}
+    for name, pattern in pins.items():
+        found = re.findall(pattern, (ROOT / name).read_text(), re.M)
+        assert found == [gradio_compat.GRADIO_VERSION], f"{name} pins Gradio {found}"
+
+
+# -- uploads ------------------------------------------------------------------------------------------
+def test_file_still_has_the_patched_method_with_its_signature():
+    method = getattr(gr.File, "_process_single_file", None)
+    assert method is not None, "gr.File._process_single_file is gone: pass_upload_path patches nothing"
+    assert list(inspect.signature(method).parameters) == ["self", "f"]
+    assert "self._process_single_file(" in inspect.getsource(gr.File.preprocess), \
+        "gr.File.preprocess no longer calls _process_single_file: the patch has no effect"
+
+
+def _upload(tmp_path: Path, name: str = "clip.mp4") -> FileData:
+    path = tmp_path / "uploads" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(b"data")
+    return FileData(path=str(path), orig_name=name)
+
+
+def test_unpatched_file_still_leaks_a_temporary_file(tmp_path):
+    """Why the patch exists: Gradio's File leaves an empty temporary file per job. When this fails,
+    Gradio has fixed it: remove ``pass_upload_path`` (and this test)."""
+    component = gr.File(file_types=["video", "image"])
+    component.GRADIO_CACHE = str(tmp_path / "cache")
+    Path(component.GRADIO_CACHE).mkdir()
+    value = component.preprocess(_upload(tmp_path))
+    assert isinstance(value, NamedString)
+    assert len(list(Path(component.GRADIO_CACHE).iterdir())) == 1
+
+
+def test_patched_file_gives_the_path_and_leaves_nothing(tmp_path):
+    component = pass_upload_path(gr.File(file_types=["video", "image"]))
+    component.GRADIO_CACHE = str(tmp_path / "cache")
+    Path(component.GRADIO_CACHE).mkdir()
+    data = _upload(tmp_path)
+    value = component.preprocess(data)
+    assert isinstance(value, NamedString) and value == data.path and value.name == data.path
+    assert list(Path(component.GRADIO_CACHE).iterdir()) == []
+
+
+def test_patched_file_refuses_other_types_as_gradio_does(tmp_path):
+    data = _upload(tmp_path, "script.py")
+    messages = []
+    for component in (gr.File(file_types=["video", "image"]), pass_upload_path(gr.File(file_types=["video", "image"]))):
+        component.GRADIO_CACHE = str(tmp_path)
+        with pytest.raises(gr.Error) as info:
+            component.preprocess(data)
+        messages.append(str(info.value))
+    assert messages[0] == messages[1] and "Invalid file type" in messages[0]
+
+
+# -- the running event and its client -------------------------------------------------------------
+def test_no_event_outside_a_handler():
+    assert current_event() is None and client_gone(None) is False
+
+
+def test_the_event_is_found_in_the_queue_while_it_runs():
+    """In a real queued event: its id, its entry in ``Blocks._queue.active_jobs``, ``alive``."""
+    seen = {}
+
+    def handler(x):
+        event = current_event()
+        seen["event"] = event
+        seen["job"] = running_job(event) if event else None
+        seen["gone"] = client_gone(event)
+        return x
+
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        box.submit(handler, box, box, api_name="echo")
+    demo.queue()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    try:
+        from gradio_client import Client
+
+        client = Client(demo.local_url, verbose=False, analytics_enabled=False)
+        assert client.predict("hi", api_name="/echo") == "hi"
+    finally:
+        demo.close()
+    event = seen["event"]
+    assert isinstance(event, EventRef) and event.blocks is demo and event.event_id, event
+    job = seen["job"]
+    assert job is not None, "the running event is not in Blocks._queue.active_jobs (matched by Event._id)"
+    assert job.alive is True and seen["gone"] is False
+
+
+def test_a_gone_client_is_seen(monkeypatch):
+    """``client_gone`` reads ``alive`` of the event's queue entry (what Gradio sets on a disconnect)."""
+    import gradio.queueing
+
+    assert "self.alive = True" in inspect.getsource(gradio.queueing.Event.__init__)
+    assert re.search(r"\.alive = False", inspect.getsource(gradio.queueing)), "Gradio no longer marks gone clients"
+
+    class Job:
+        _id, alive = "e1", False
+
+    class Queue:
+        active_jobs = [None, [Job()]]
+
+    class Blocks:
+        _queue = Queue()
+
+    assert client_gone(EventRef(Blocks(), "e1")) is True
+    assert client_gone(EventRef(Blocks(), "e2")) is False
+
+
+# -- examples -------------------------------------------------------------------------------------
+def test_lazy_example_is_computed_once(tmp_path, monkeypatch):
+    assert list(inspect.signature(Examples.load_from_cache).parameters) == ["self", "example_id", "request"]
+    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path))
+    calls = []
+
+    def double(x):
+        calls.append(x)
+        return x * 2
+
+    with gr.Blocks():
+        box, out = gr.Textbox(), gr.Textbox()
+        table = gr.Examples([["a"], ["b"]], [box], [out], fn=double, cache_examples=True, cache_mode="lazy")
+    assert len(table.examples) == 2
+    compute_example(table, 1)
+    compute_example(table, 1)
+    assert calls == ["b"]

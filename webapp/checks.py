@@ -1,0 +1,107 @@
+"""Validation of every user-supplied value before anything runs.
+
+A model id is only ever looked up in the catalog (TFLite entries only), never treated as a path
+or handle, so ``"../../x.tflite"`` or ``"/etc/passwd"`` is refused with a sentence naming the
+valid ids. Every refusal is an ``InputError`` / ``ModelError`` with one sentence for the user.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+from segmentation import catalog, draw
+from segmentation.catalog import HUB, SAVED_MODEL, ModelEntry
+from segmentation.draw import MODES
+from segmentation.errors import InputError, ModelError
+from segmentation.pipeline import SPEEDS
+from segmentation.temporal import check_speed
+
+from .limits import Limits
+
+__all__ = ["MODES", "SPEEDS", "check_alpha", "check_mode", "check_model_id", "check_speed", "check_upload",
+           "class_filter", "class_names", "model_choices", "safe_stem", "selectable_models"]
+
+UNSELECTABLE_FORMATS = (HUB, SAVED_MODEL)
+
+
+def selectable_models() -> list[ModelEntry]:
+    """Catalog entries the app offers: TFLite ones (no TF Hub / SavedModel: slow, TensorFlow)."""
+    return [e for e in catalog.list_models() if e.format not in UNSELECTABLE_FORMATS]
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """(label, id) pairs for the model dropdown, default model first."""
+    entries = selectable_models()
+    entries.sort(key=lambda e: e.id != catalog.DEFAULT_MODEL_ID)
+    return [(f"{e.id} — {e.name}", e.id) for e in entries]
+
+
+def check_model_id(model_id: object) -> ModelEntry:
+    """The catalog entry for an id the app offers; anything else is refused (never a path)."""
+    ids = [e.id for e in selectable_models()]
+    if isinstance(model_id, str) and model_id in ids:
+        return catalog.CATALOG[model_id]
+    shown = repr(model_id) if len(repr(model_id)) <= 80 else repr(model_id)[:77] + "..."
+    raise ModelError(f"Unknown model {shown}: choose one of {', '.join(ids)}.")
+
+
+def class_names(model_id: str) -> list[str]:
+    """Label names of a catalog model (for the class filter), without loading it."""
+    return list(check_model_id(model_id).labels)
+
+
+def check_mode(mode: object) -> str:
+    if mode not in MODES:
+        raise InputError(f"Unknown output mode {mode!r}; use one of: {', '.join(MODES)}.")
+    return str(mode)
+
+
+def check_alpha(alpha: object) -> float:
+    try:
+        a = float(alpha)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"Overlay opacity must be a number between 0 and 1, got {alpha!r}.") from None
+    if not 0.0 <= a <= 1.0:
+        raise InputError(f"Overlay opacity must be between 0 and 1, got {a:g}.")
+    return a
+
+
+def class_filter(names: Sequence[str] | str | None, labels: Sequence[str]) -> tuple[int, ...] | None:
+    """Class names (or ids) -> ids for ``DrawOptions.classes``; empty -> None (all classes)."""
+    if names is None:
+        return None
+    if isinstance(names, str):
+        names = [n for n in re.split(r"[,;]", names) if n.strip()]
+    elif not isinstance(names, (list, tuple)):
+        raise InputError(f"Classes must be a list of class names, got {type(names).__name__}.")
+    names = [str(n) for n in names if str(n).strip()]
+    if not names:
+        return None
+    try:
+        return draw.class_ids(names, labels)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def check_upload(path: str | os.PathLike | None, limits: Limits) -> Path:
+    """An uploaded file that exists and is within the upload limit."""
+    if path is None or str(path) == "":
+        raise InputError("No file was given: drop a video or a photo first.")
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"The uploaded file {p.name!r} was not found on the server; upload it again.")
+    size = p.stat().st_size
+    if size > limits.max_upload_bytes:
+        raise InputError(f"{p.name} is {size / 2**20:.1f} MB; the upload limit is {limits.max_upload_mb:g} MB.")
+    if size == 0:
+        raise InputError(f"{p.name} is empty (0 bytes).")
+    return p
+
+
+def safe_stem(name: str, default: str = "result") -> str:
+    """A file-name stem safe to put in a download name."""
+    stem = re.sub(r"[^\w.-]+", "_", Path(name).stem).strip("._")[:60]
+    return stem or default

@@ -1,0 +1,105 @@
+"""Every use of Gradio's private parts, in one place, pinned to one Gradio version.
+
+The app needs three things Gradio has no public API for:
+
+* ``pass_upload_path``: a ``gr.File`` whose jobs get the uploaded file's path and nothing more.
+  Gradio 6.31's ``File._process_single_file`` opens an unused ``NamedTemporaryFile(delete=False)``
+  in its cache on every call and never deletes it: one stray empty file per job, forever. The fix
+  replaces that method on the instance (a ``gr.File`` subclass would make Gradio write a ``.pyi``
+  stub beside the module that defines it).
+* ``current_event`` / ``client_gone``: the running event's id (``gradio.context.LocalContext``)
+  and whether its client went away (``Blocks._queue.active_jobs[...][...].alive``), so a job
+  stops when its tab is closed.
+* ``compute_example``: compute (or read back) one row of a lazily cached ``gr.Examples``
+  (``Examples.load_from_cache``, undocumented), to warm the cache after start.
+
+``tests/test_gradio_compat.py`` checks each of these against the installed Gradio: the private
+attributes exist with the expected signatures and the patch has its documented effect. On a
+Gradio upgrade, run it first; a version other than ``GRADIO_VERSION`` is logged at import.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+
+import gradio as gr
+from gradio.context import LocalContext
+from gradio.helpers import Examples
+from gradio.utils import NamedString
+from gradio_client.utils import is_valid_file
+
+log = logging.getLogger(__name__)
+
+GRADIO_VERSION = "6.31.0"  # the version these private parts were read from (README's sdk_version)
+
+if gr.__version__ != GRADIO_VERSION:
+    log.warning("Gradio %s is installed; webapp.gradio_compat was written for %s: "
+                "run tests/test_gradio_compat.py", gr.__version__, GRADIO_VERSION)
+
+
+# -- uploads ------------------------------------------------------------------------------------------
+def pass_upload_path(component: gr.File) -> gr.File:
+    """Make ``component`` (a ``type="filepath"`` ``gr.File``) hand its jobs the uploaded path as
+    Gradio does, without the stray temporary file; returns the component."""
+    component._process_single_file = functools.partial(_uploaded_path, component)
+    return component
+
+
+def _uploaded_path(component: gr.File, data) -> NamedString:
+    """``File._process_single_file`` for ``type="filepath"``, less its ``NamedTemporaryFile``."""
+    if component.file_types and not is_valid_file(data.path, component.file_types):
+        raise gr.Error(f"Invalid file type. Please upload a file that is one of these formats: {component.file_types}")
+    return NamedString(data.path)
+
+
+# -- the running event and its client -------------------------------------------------------------
+@dataclass(frozen=True)
+class EventRef:
+    """The Gradio event a handler runs in: its app and its id."""
+
+    blocks: gr.Blocks
+    event_id: str
+
+
+def current_event() -> EventRef | None:
+    """The event the calling handler runs in; None outside an event (e.g. computing an example)."""
+    blocks = LocalContext.blocks.get(None)
+    event_id = LocalContext.event_id.get(None)
+    if blocks is None or not event_id:
+        return None
+    return EventRef(blocks, event_id)
+
+
+def running_job(event: EventRef):
+    """Gradio's queue entry (``gradio.queueing.Event``) of a running event, or None."""
+    for jobs in list(event.blocks._queue.active_jobs):
+        for job in jobs or ():
+            if job._id == event.event_id:
+                return job
+    return None
+
+
+_queue_unreadable = False
+
+
+def client_gone(event: EventRef | None) -> bool:
+    """Whether Gradio marked this event's client as gone (tab closed / disconnected)."""
+    global _queue_unreadable
+    if event is None or _queue_unreadable:
+        return False
+    try:
+        job = running_job(event)
+    except AttributeError:  # Gradio changed its queue: say so once, and let jobs run to their end
+        _queue_unreadable = True
+        log.exception("Cannot read Gradio %s's queue: jobs no longer stop when their client leaves",
+                      gr.__version__)
+        return False
+    return job is not None and not job.alive
+
+
+# -- examples -------------------------------------------------------------------------------------
+def compute_example(table: Examples, index: int) -> None:
+    """Compute row ``index`` of a lazily cached example table, or read it back if cached."""
+    table.load_from_cache(index)

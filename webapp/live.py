@@ -1,0 +1,59 @@
+"""The live webcam tab: one browser session's frame segmenter, latency and frame rate."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from segmentation import draw
+from segmentation.draw import DrawOptions
+from segmentation.images import as_rgb_array
+from segmentation.segmenter import Segmenter
+from segmentation.temporal import frame_segmenter
+
+LIVE_INTERVAL = 0.1  # seconds between webcam frames sent by the browser
+
+
+class LiveSession:
+    """State of one browser's live stream: its frame segmenter, latency and rate."""
+
+    RESTART_GAP = 2.0  # seconds without frames after which the stream counts as restarted
+
+    def __init__(self, interval: float = LIVE_INTERVAL):
+        self.interval = interval
+        self._key: tuple | None = None
+        self._frame_seg = None
+        self._last: float | None = None
+        self.fps = 0.0
+        self.latency_ms = 0.0
+        self.frames = 0
+        self.keyframes = 0
+
+    def process(self, segmenter: Segmenter, frame: np.ndarray, mode: str, alpha: float,
+                classes: tuple[int, ...] | None, speed: str, temporal: bool = True) -> tuple[np.ndarray, str]:
+        """Segment and draw one webcam frame; return the picture and a status line."""
+        t0 = time.perf_counter()
+        rgb = as_rgb_array(frame)
+        key = (segmenter.entry.id, speed, temporal)
+        if key != self._key or (self._last is not None and t0 - self._last > self.RESTART_GAP):
+            # new model/speed/fusion, or a new stream: start afresh
+            self._key = key
+            self._frame_seg = frame_segmenter(segmenter, speed, 1.0 / self.interval, temporal)
+            self.fps, self._last = 0.0, None
+        labels = self._frame_seg(rgb)
+        options = DrawOptions(mode=mode, alpha=alpha, classes=classes)
+        out = draw.render(rgb, labels.class_map, segmenter.palette, options)
+        now = time.perf_counter()
+        latency = (now - t0) * 1000
+        self.latency_ms = latency if self.frames == 0 else 0.8 * self.latency_ms + 0.2 * latency
+        if self._last is not None and now > self._last:
+            inst = 1.0 / (now - self._last)
+            self.fps = inst if self.fps == 0 else 0.8 * self.fps + 0.2 * inst
+        self._last = now
+        self.frames += 1
+        self.keyframes += int(labels.keyframe)
+        text = (f"Live · latency {self.latency_ms:.0f} ms per frame · {self.fps:.1f} frames/s · "
+                f"{self.frames} frames ({self.keyframes} model runs) · model {segmenter.entry.id} · {speed}"
+                f"{' · temporal fusion' if temporal else ''}")
+        return out, text
