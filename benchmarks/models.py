@@ -28,9 +28,9 @@ import textwrap
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-FRAME_VIDEO = SHARED / "videos" / "one-by-one-person-detection.mp4"
+from bench_common import ROOT, SHARED, interleaved, shared_video, source_frames
+
+FRAME_VIDEO = shared_video("one-by-one-person-detection.mp4")
 FRAME_INDEX = 300
 IMAGE = SHARED / "images" / "bird.bmp"
 
@@ -65,12 +65,9 @@ tf.saved_model.save(m, sys.argv[1], signatures={"serving_default": m.serve})
 
 
 def real_frame():
-    import av
-
-    with av.open(str(FRAME_VIDEO)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if i == FRAME_INDEX:
-                return frame.to_ndarray(format="rgb24")
+    for i, rgb in enumerate(source_frames(FRAME_VIDEO, FRAME_INDEX + 1)):
+        if i == FRAME_INDEX:
+            return rgb
     raise SystemExit(f"{FRAME_VIDEO} has fewer than {FRAME_INDEX + 1} frames")
 
 
@@ -85,11 +82,7 @@ def time_models(runs: int, threads: int) -> list[dict]:
             continue
         seg = Segmenter.create(entry.id, threads=threads)
         seg.predict(frame)  # warm-up (XNNPACK packs weights on the first run)
-        times = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            seg.predict(frame)
-            times.append((time.perf_counter() - t) * 1000)
+        times = [wall for wall, _ in interleaved({"predict": lambda: seg.predict(frame)}, runs)["predict"]]
         rows.append({"id": entry.id, "input": "x".join(map(str, seg.input_size)),
                      "output": seg.runner.output_kind, "median_ms": statistics.median(times),
                      "min_ms": min(times)})
@@ -113,8 +106,6 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
-    os.environ.setdefault("SEGMENTATION_WEIGHTS", str(SHARED / "models"))
-    sys.path.insert(0, str(ROOT))
 
     print(f"Machine: {os.cpu_count()} CPU cores; LiteRT with {args.threads} threads; "
           f"frame {FRAME_INDEX} of {FRAME_VIDEO.name}; median of {args.runs} runs after one warm-up.\n")

@@ -51,32 +51,23 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
-import itertools
 import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-SHARED = ROOT.parent / "shared"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-os.environ.setdefault("SEGMENTATION_WEIGHTS", str(SHARED / "models"))
+import cv2
+import numpy as np
 
-import av  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-from segmentation import DEFAULT_MODEL_ID, Segmenter, list_models, load_image, video  # noqa: E402
-from segmentation.classmaps import upscale_nearest  # noqa: E402
-from segmentation.pipeline import VideoOptions, segment_video  # noqa: E402
+from bench_common import (HERE, SHARED, SHARED_VIDEOS, git_commit, log, median_ms, scaled_frames, shared_video,
+                          source_frames, write_clip)
+from segmentation import DEFAULT_MODEL_ID, Segmenter, list_models, load_image, video
+from segmentation.classmaps import upscale_nearest
+from segmentation.pipeline import VideoOptions, segment_video
 
 CAMVID = ("sky", "building", "pole", "road", "pavement", "tree", "sign", "fence", "car",
           "pedestrian", "bicyclist")
@@ -84,7 +75,6 @@ VOID = 11  # CamVid "void": ignored
 NONE = 255  # a prediction that maps to no evaluated CamVid class
 GT_TC_EXPECTED = 0.965
 FLOW_WIDTH = 320
-SHARED_VIDEOS = ("one-by-one-person-detection.mp4", "car-detection.mp4", "bottle-detection.mp4")
 
 # model label name -> CamVid class name, one table per label set (picked by the names it needs)
 MAPPINGS = {
@@ -99,21 +89,6 @@ MAPPINGS = {
     "PASCAL VOC": {"person": "pedestrian", "car": "car", "bus": "car", "bicycle": "bicyclist",
                    "motorbike": "bicyclist"},
 }
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def median_ms(fns: dict, reps: int) -> dict[str, float]:
-    """Median ms of each call, the calls interleaved so that they share the machine's load."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - t) * 1000)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 # -- metrics --------------------------------------------------------------------------
@@ -197,35 +172,14 @@ def camvid_frames() -> tuple[list[np.ndarray], list[np.ndarray]]:
     return rgbs, gts
 
 
-def source_frames(path: Path, n: int | None):
-    """RGB frames of a clip, decoded as the pipeline decodes them."""
-    return (f.rgb for f in video.read_frames(path, n))
-
-
-def write_clip(dst: Path, frames, fps: int) -> Path:
-    """RGB frames -> H.264 MP4 at ``fps``, libx264 crf 18 yuv420p, one thread (bit-reproducible)."""
-    frames = iter(frames)
-    first = next(frames)
-    with av.open(str(dst), "w", format="mp4") as c:
-        s = c.add_stream("libx264", rate=fps, options={"crf": "18", "threads": "1", "preset": "veryfast"})
-        s.codec_context.thread_count = 1
-        s.width, s.height, s.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
-        s.time_base = Fraction(1, fps)
-        for i, rgb in enumerate(itertools.chain([first], frames)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, fps)
-            c.mux(s.encode(frame))
-        c.mux(s.encode(None))
-    return dst
-
-
 def build_clips(scratch: Path, camvid_rgbs, n720: int) -> dict[str, Path]:
-    """The CamVid clip and the 720p30 clip (bottle-detection upscaled), plus the shared MP4s."""
-    up = (cv2.resize(rgb, (1280, 720), interpolation=cv2.INTER_LINEAR)
-          for rgb in source_frames(SHARED / "videos" / "bottle-detection.mp4", n720))
-    clips = {"camvid": write_clip(scratch / "camvid_15fps.mp4", camvid_rgbs, 15),
-             "720p30": write_clip(scratch / "bottle_1280x720_30fps.mp4", up, 30)}
-    clips.update({name.removesuffix(".mp4"): SHARED / "videos" / name for name in SHARED_VIDEOS})
+    """The CamVid clip and the 720p30 clip (bottle-detection upscaled), plus the shared MP4s.
+
+    Encoded by libx264 crf 18 with one thread, so they are bit-reproducible."""
+    up = scaled_frames(("bottle-detection.mp4",), (1280, 720), n720)
+    clips = {"camvid": write_clip(scratch / "camvid_15fps.mp4", camvid_rgbs, 15, crf=18, threads=1),
+             "720p30": write_clip(scratch / "bottle_1280x720_30fps.mp4", up, 30, crf=18, threads=1)}
+    clips.update({name.removesuffix(".mp4"): shared_video(name) for name in SHARED_VIDEOS})
     return clips
 
 
@@ -415,14 +369,6 @@ def markdown(rep: dict) -> str:
                            [[r["temporal"], f1(r["fps"]), f"{r['of_bound']:.2f}"]
                             for r in pace["runs"]]))
     return "\n".join(parts) + "\n"
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def parse_args(argv):
