@@ -49,7 +49,6 @@ that flow errors and real disocclusions leave, and a sanity check of the metric.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as _dt
 import json
 import os
@@ -211,18 +210,13 @@ def image_row(model_id: str, rgbs, gts, reps720: int, before: bool = False) -> d
 
 
 # -- 2. video -------------------------------------------------------------------------
-HAS_TEMPORAL = "temporal" in {f.name for f in dataclasses.fields(VideoOptions)}
+def video_options(speed: str, temporal: bool, n: int | None) -> VideoOptions:
+    return VideoOptions(speed=speed, temporal=temporal, max_frames=n)
 
 
-def video_options(speed: str, temporal: bool | None, n: int | None) -> VideoOptions:
-    extra = {} if temporal is None else {"temporal": temporal}
-    return VideoOptions(speed=speed, max_frames=n, **extra)
-
-
-def configurations() -> list[tuple[str, bool | None]]:
-    """(speed, temporal) pairs; temporal None = the option does not exist yet ("n/a")."""
-    flags = (False, True) if HAS_TEMPORAL else (None,)
-    return [(speed, t) for speed in ("accurate", "realtime") for t in flags]
+def configurations() -> list[tuple[str, bool]]:
+    """(speed, temporal) pairs: both speeds, fusion off and on."""
+    return [(speed, t) for speed in ("accurate", "realtime") for t in (False, True)]
 
 
 def run_pipeline(seg: Segmenter, src: Path, scratch: Path, speed: str, temporal, n: int | None,
@@ -320,7 +314,7 @@ def table(head: list[str], rows: list[list]) -> str:
 
 
 def temporal_tag(t) -> str:
-    return "n/a" if t is None else ("on" if t else "off")
+    return "on" if t else "off"
 
 
 def iou_cells(iou: dict) -> list[str]:
@@ -396,7 +390,7 @@ def main(argv=None) -> int:
     models = args.models or [m.id for m in list_models() if m.format == "tflite"]
     rep = {"command": " ".join(["python", "benchmarks/quality.py", *sys.argv[1:]]),
            "date": _dt.datetime.now().isoformat(timespec="seconds"), "commit": git_commit(),
-           "load": " ".join(f"{x:.2f}" for x in os.getloadavg()), "temporal_option": HAS_TEMPORAL}
+           "load": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     rgbs, gts = camvid_frames()
     tc, worst, worst_i = temporal_consistency(rgbs, gts, ignore=VOID)
     rep["gt_tc"] = {"tc": tc, "tc_worst": worst, "tc_worst_frame": worst_i,
