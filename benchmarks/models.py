@@ -83,7 +83,7 @@ def time_models(runs: int, threads: int) -> list[dict]:
         seg = Segmenter.create(entry.id, threads=threads)
         seg.predict(frame)  # warm-up (XNNPACK packs weights on the first run)
         times = [wall for wall, _ in interleaved({"predict": lambda: seg.predict(frame)}, runs)["predict"]]
-        rows.append({"id": entry.id, "input": "x".join(map(str, seg.input_size)),
+        rows.append({"id": entry.id, "input": "x".join(map(str, seg.input_size_wh)),
                      "output": seg.runner.output_kind, "median_ms": statistics.median(times),
                      "min_ms": min(times)})
     return rows

@@ -166,7 +166,7 @@ def _model_input_resize(seg, rgb) -> str:
     the same way (the segmenter leaves an input of its own size as it is)."""
     import cv2
 
-    h, w = seg.input_size
+    w, h = seg.input_size_wh
     cm = seg.predict(rgb)
     for name, interp in (("INTER_LINEAR", cv2.INTER_LINEAR), ("INTER_AREA", cv2.INTER_AREA)):
         if np.array_equal(cm, seg.predict(cv2.resize(rgb, (w, h), interpolation=interp))):
@@ -227,7 +227,7 @@ def micro(src: Path, n: int, reps: int, scratch: Path) -> dict:
     fps = Fraction(30)
     preset = pipeline_preset("accurate")
     seg = _ready_segmenter(w, h)
-    ih, iw = seg.input_size
+    iw, ih = seg.input_size_wh
     model_inputs = [cv2.resize(x, (iw, ih), interpolation=cv2.INTER_LINEAR) for x in rgbs]
 
     to_frame = {

@@ -49,7 +49,7 @@ class ModelEntry:
     urls: tuple[str, ...] = ()
     sha256: str | None = None
     handle: str | None = None
-    input_size: tuple[int, int] | None = None  # (height, width); None = read from model
+    input_size_wh: tuple[int, int] | None = None  # (width, height); None = read from the model
     input_mean: float = 127.5
     input_std: float = 127.5
     raw_uint8: bool = True  # uint8 models: feed pixels as they are (the TFLite/Coral convention)
@@ -89,7 +89,7 @@ _add(ModelEntry(
     cut_tensor="scores",
     output="scores",
     score_upsample=2,
-    input_size=(512, 512),
+    input_size_wh=(512, 512),
     dataset="ADE20K (32 classes)",
     licence="Apache-2.0",
     description=(
@@ -111,7 +111,7 @@ _add(ModelEntry(
         "vision/segmentation-edgetpu/tflite/fused_argmax/autoseg_edgetpu_xs.tflite",
     ),
     sha256="9b32c61b0d0bdf2fef8bc390aab44d62fef797f62a853e1466c46ef3a2a552b1",
-    input_size=(512, 512),
+    input_size_wh=(512, 512),
     dataset="ADE20K (32 classes)",
     licence="Apache-2.0",
     description="TF Hub google/edgetpu/vision/autoseg-edgetpu/fused_argmax/xs/1, lite format, as published.",
@@ -124,7 +124,7 @@ _add(ModelEntry(
     filename="deeplabv3_mnv2_pascal_quant.tflite",
     urls=(_CORAL + "deeplabv3_mnv2_pascal_quant.tflite",),
     sha256="350af47fd346ea6d74b58833a351f583ba860e9806ec5bd292ff8d8f1f249398",
-    input_size=(513, 513),
+    input_size_wh=(513, 513),
     dataset="PASCAL VOC 2012 (21 classes)",
     licence="Apache-2.0",
     description="Coral test-data DeepLabV3 with MobileNetV2 backbone, uint8 quantized.",
@@ -137,7 +137,7 @@ _add(ModelEntry(
     filename="deeplabv3_mnv2_dm05_pascal_quant.tflite",
     urls=(_CORAL + "deeplabv3_mnv2_dm05_pascal_quant.tflite",),
     sha256="0470d2a782aa54eeeb99d32e7b6b3fb7722905c7c4f5d26bd957ec861366d48b",
-    input_size=(513, 513),
+    input_size_wh=(513, 513),
     dataset="PASCAL VOC 2012 (21 classes)",
     licence="Apache-2.0",
     description="Depth multiplier 0.5: faster, less accurate.",
@@ -151,7 +151,7 @@ _add(ModelEntry(
     filename="deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite",
     urls=(_CORAL + "deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite",),
     sha256="322fe29945cb1693f426952f2a330ab67ea5678545ddee6f2548e0cfd0ca03e5",
-    input_size=(513, 513),
+    input_size_wh=(513, 513),
     dataset="Cityscapes (19 classes, train ids)",
     licence="Apache-2.0",
     description="Coral test-data DeepLab with MobileNet-EdgeTPU backbone, uint8 quantized.",
@@ -163,7 +163,7 @@ _add(ModelEntry(
     labels=_labels.ADE20K_32,
     palette="ade20k",
     handle="https://tfhub.dev/google/edgetpu/vision/autoseg-edgetpu/fused_argmax/xs/1",
-    input_size=(512, 512),
+    input_size_wh=(512, 512),
     dataset="ADE20K (32 classes)",
     licence="Apache-2.0",
     description="The same network as a TF Hub SavedModel, run with TensorFlow (slower start).",

@@ -31,6 +31,7 @@ class AtomicFile:
         self.tmp = Path(name)
 
     def commit(self) -> Path:
+        os.chmod(self.tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a finished output gets the usual mode
         os.replace(self.tmp, self.dest)
         return self.dest
 
@@ -47,6 +48,15 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
         f.commit()
     finally:
         f.discard()
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it; set straight back, once, at import (umask is per process)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
 
 
 def is_disk_full(exc: BaseException) -> bool:

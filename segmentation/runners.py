@@ -63,9 +63,9 @@ def default_threads() -> int:
 
 
 class Runner(Protocol):
-    """One loaded model. ``input_size`` is (height, width); the rest is fixed at load too."""
+    """One loaded model: its input's ``size_wh``, output kind and classes, fixed at load."""
 
-    input_size: tuple[int, int]
+    input_size_wh: tuple[int, int]
     output_kind: str  # "class_ids" or "scores"
     num_classes: int | None  # score outputs: their channels; class-id outputs: None (not knowable)
 
@@ -103,7 +103,7 @@ class LiteRTRunner:
         shape = self._in["shape"]
         if len(shape) != 4 or shape[-1] != 3:
             raise ModelError(f"{self.path.name}: input shape {list(shape)} is not [1, H, W, 3].")
-        self.input_size = (int(shape[1]), int(shape[2]))
+        self.input_size_wh = (int(shape[2]), int(shape[1]))
         self.input_dtype = np.dtype(self._in["dtype"])
         out_shape = [int(s) for s in self._out["shape"]]
         # [1,H,W] or [1,H,W,1] -> class ids; [1,H,W,C>1] -> scores
@@ -182,18 +182,18 @@ class TFRunner:
         else:
             raise ModelError(f"SavedModel {handle!r} has no serving signature and is not callable.")
         shape = list(spec.shape) if spec is not None else [1, None, None, 3]
-        size = entry.input_size
+        size = entry.input_size_wh
         if size is None:
             if shape[1] is None or shape[2] is None:
-                raise ModelError(f"SavedModel {handle!r} has a variable input size; give an entry with input_size.")
-            size = (int(shape[1]), int(shape[2]))
-        self.input_size = size
+                raise ModelError(f"SavedModel {handle!r} has a variable input size; give an entry with input_size_wh.")
+            size = (int(shape[2]), int(shape[1]))
+        self.input_size_wh = size
         self.input_dtype = np.dtype(spec.dtype.as_numpy_dtype) if spec is not None else np.dtype(np.float32)
         self._mean, self._std = entry.input_mean, entry.input_std
         self._lock = threading.Lock()
         # A SavedModel's signature rarely states its output shape: one run on a blank image tells
         # whether it answers with class ids or scores, and how many classes.
-        probe = self._run(np.zeros((*size, 3), dtype=np.uint8))
+        probe = self._run(np.zeros((size[1], size[0], 3), dtype=np.uint8))
         self.output_kind = "scores" if probe.ndim == 3 and probe.shape[-1] > 1 else "class_ids"
         self.num_classes = int(probe.shape[-1]) if self.output_kind == "scores" else None
 

@@ -87,7 +87,7 @@ class Segmenter:
         self.options = options
         self.entry = entry or resolve_model(options.model, options.labels_file)
         self.runner = runner or make_runner(self.entry, options.threads)
-        self.input_size = self.runner.input_size  # (h, w)
+        self.input_size_wh = self.runner.input_size_wh
         labels = self.entry.labels
         if not labels:
             labels = _labels.generic_labels(self.runner.num_classes or 256)
@@ -103,7 +103,7 @@ class Segmenter:
     # -- geometry -----------------------------------------------------------------
     def _prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
         """Resize to the model input; return it and the valid fraction (fy, fx) of it."""
-        ih, iw = self.input_size
+        iw, ih = self.input_size_wh
         h, w = rgb.shape[:2]
         if self.options.resize is ResizePolicy.STRETCH:
             nh, nw = ih, iw

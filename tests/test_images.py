@@ -281,7 +281,7 @@ def test_letterbox_finds_the_bird_in_the_left_half(shared_models, shared_images)
 class RedGreenRunner:
     """Model stand-in: class 1 where red > green, else 2, at 1/4 of a 64x64 input (like real models)."""
 
-    input_size = (64, 64)
+    input_size_wh = (64, 64)
     output_kind = "class_ids"
     num_classes = None
 

@@ -115,7 +115,7 @@ def test_savedmodel_class_ids_end_to_end(class_id_savedmodel):
     seg = Segmenter(SegmenterOptions(model=str(class_id_savedmodel)))
     assert isinstance(seg.runner, TFRunner)
     assert "tensorflow_hub" in sys.modules  # loaded with hub.load, as TF Hub handles are
-    assert seg.input_size == (512, 512)
+    assert seg.input_size_wh == (512, 512)
     img = red_green_image()
     cm = seg.segment(img).class_map
     assert cm.shape == (120, 200) and cm.dtype == np.uint8
