@@ -102,7 +102,7 @@ def test_failed_download_leaves_the_cache_clean_and_cached_models_working(
 class CrashingRunner:
     """A stand-in model runner: background everywhere, but it raises on an all-magenta picture."""
 
-    input_size = (64, 64)
+    input_size_wh = (64, 64)
     output_kind = "class_ids"
     num_classes = None
 
@@ -113,7 +113,7 @@ class CrashingRunner:
         self.calls += 1
         if np.abs(x[::8, ::8].astype(int) - MAGENTA).max() < 60:
             raise RuntimeError("the runner crashed")
-        return np.zeros(self.input_size, np.uint8)
+        return np.zeros(self.input_size_wh[::-1], np.uint8)
 
 
 def _magenta_clip(path: Path, from_frame: int, frames: int = 20) -> Path:
