@@ -9,10 +9,12 @@ Quick start::
     segment_video(seg, "in.mp4", "out.mp4", VideoOptions(speed="realtime"))
 """
 
-from . import draw
+from . import draw, effects, exports
 from .catalog import CATALOG, DEFAULT_MODEL_ID, ModelEntry, list_models, resolve_model
 from .draw import DrawOptions, LegendItem, Mode
+from .effects import BackgroundEffect, EffectOptions
 from .errors import InputError, ModelError, SegmentationError, WeightsError
+from .exports import Timeline
 from .images import load_image
 from .pipeline import ImageResult, VideoOptions, VideoResult, segment_image, segment_video
 from .segmenter import ResizePolicy, SegmentationResult, Segmenter, SegmenterOptions
@@ -21,6 +23,7 @@ from .temporal import FrameLabels, FrameSegmenter, Speed, TemporalOptions, frame
 __all__ = [
     "CATALOG", "DEFAULT_MODEL_ID", "ModelEntry", "list_models", "resolve_model",
     "draw", "DrawOptions", "LegendItem", "Mode",
+    "effects", "BackgroundEffect", "EffectOptions", "exports", "Timeline",
     "InputError", "ModelError", "SegmentationError", "WeightsError",
     "load_image", "ImageResult", "VideoOptions", "VideoResult", "segment_image", "segment_video",
     "ResizePolicy", "SegmentationResult", "Segmenter", "SegmenterOptions",

@@ -8,47 +8,73 @@ from a fixed per-class palette, so they never change between frames.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import lru_cache
 from typing import Iterable, Sequence
 
 import cv2
 import numpy as np
 
 from .classmaps import upscale_nearest
-from .errors import parse_choice
+from .effects import BackgroundEffect, Effect, EffectOptions, default_foreground
+from .errors import InputError, parse_choice
 
 class Mode(StrEnum):
-    """What a result looks like: classes over the frame, the colours alone, or both side by side."""
+    """What a result looks like: classes over the frame, the colours alone, both side by side,
+    or a background effect around the chosen classes (see ``effects``)."""
 
     OVERLAY = "overlay"
     MASK = "mask"
     SIDE_BY_SIDE = "side-by-side"
+    BLUR_BACKGROUND = Effect.BLUR.value
+    REPLACE_BACKGROUND = Effect.REPLACE.value
+    REMOVE_BACKGROUND = Effect.REMOVE.value  # RGBA
 
 
 MODES = tuple(Mode)
+EFFECT_MODES = frozenset(m.value for m in Effect)
 
 
 @dataclass(frozen=True)
 class DrawOptions:
-    """How to draw a result: mode, overlay alpha, class filter (ids), outlines.
+    """How to draw a result: mode, overlay alpha, class filter (ids), outlines, background effect.
 
     ``outlines`` None (default) draws thin class boundaries in the overlay
     modes, where a class whose colour is close to the scene's (ADE20K's grey
     wall or road on grey asphalt) would otherwise vanish, and not on a mask.
+
+    In the background-effect modes ``classes`` is the foreground (None: the
+    model's ``person`` class, filled in by :meth:`resolve`), ``effect`` says
+    how the background looks, and ``alpha`` and ``outlines`` do not apply.
     """
 
     mode: Mode = Mode.OVERLAY
     alpha: float = 0.5
-    classes: tuple[int, ...] | None = None  # None = all classes
+    classes: tuple[int, ...] | None = None  # None = all classes (effects: person)
     outlines: bool | None = None
+    effect: EffectOptions = EffectOptions()
 
     def __post_init__(self):
         object.__setattr__(self, "mode", parse_choice(Mode, self.mode, "output mode"))
 
     @property
     def show_outlines(self) -> bool:
+        if self.background_effect is not None:
+            return False
         return self.mode != "mask" if self.outlines is None else self.outlines
+
+    @property
+    def background_effect(self) -> Effect | None:
+        """The mode's background effect, or None for overlay, mask and side-by-side."""
+        return Effect(self.mode.value) if self.mode.value in EFFECT_MODES else None
+
+    def resolve(self, labels: Sequence[str]) -> "DrawOptions":
+        """These options for a model with ``labels``: a background effect without classes gets
+        the model's ``person`` class (InputError if it has none); anything else is returned as is."""
+        if self.background_effect is None or self.classes is not None:
+            return self
+        return replace(self, classes=default_foreground(labels))
 
 
 @dataclass(frozen=True)
@@ -138,7 +164,12 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 def render(frame: np.ndarray, class_map: np.ndarray, palette: np.ndarray,
            options: DrawOptions = DrawOptions()) -> np.ndarray:
-    """The output picture for one frame in the chosen mode."""
+    """The output picture for one frame in the chosen mode (RGB; RGBA for ``remove-background``)."""
+    if options.background_effect is not None:
+        if options.classes is None:
+            raise InputError("A background effect needs its foreground classes: set DrawOptions.classes "
+                             "or call DrawOptions.resolve(labels) for the model's 'person' class.")
+        return _effect(options.background_effect, options.classes, options.effect)(frame, class_map)
     if options.mode == "mask":
         h, w = frame.shape[:2]
         out = colorize(class_map, palette, options.classes, (w, h))
@@ -149,6 +180,12 @@ def render(frame: np.ndarray, class_map: np.ndarray, palette: np.ndarray,
     if options.mode == "side-by-side":
         out = side_by_side(frame, out)
     return out
+
+
+@lru_cache(maxsize=4)
+def _effect(effect: Effect, classes: tuple[int, ...], options: EffectOptions) -> BackgroundEffect:
+    """One annotator per (effect, foreground, options): it keeps the scaled background between frames."""
+    return BackgroundEffect(effect, classes, options)
 
 
 def output_size(width: int, height: int, mode: Mode | str) -> tuple[int, int]:

@@ -10,18 +10,21 @@ speeds, ``accurate`` (every frame) and ``realtime`` (keyframes + optical
 flow), each with temporal fusion on (default) or off.
 
 Images: the same segmenter and drawing, one call.
+
+Both take ``labels_out`` (class maps as .npz/.png, .zip or COCO .json, see
+``exports``); a video's result carries its per-frame class shares
+(``VideoResult.timeline``). The background effects (``draw.Mode``
+blur/replace/remove-background) run here like any mode; ``remove-background``
+to a container without alpha (MP4) is a key-colour background instead.
 """
 
 from __future__ import annotations
 
-import io
 import queue
 import threading
 import time
 import warnings
-import zipfile
-import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -29,11 +32,12 @@ from typing import Callable
 import numpy as np
 
 from . import draw, video
-from .draw import DrawOptions, LegendItem
+from .draw import DrawOptions, LegendItem, Mode
 from .errors import InputError, SegmentationError
-from .files import atomic_path
+# LabelsNpzWriter and save_labels_png moved to exports; still importable from here
+from .exports import ExportInfo, LabelsNpzWriter, Timeline, labels_writer, save_labels, save_labels_png  # noqa: F401
 from .images import load_image
-from .segmenter import Segmenter, upscale_nearest
+from .segmenter import Segmenter
 from .temporal import Speed, TemporalOptions, check_speed, frame_segmenter
 
 SPEEDS = tuple(Speed)
@@ -80,6 +84,7 @@ class VideoResult:
     model_id: str = ""
     speed: Speed = Speed.ACCURATE
     temporal: bool = True
+    timeline: Timeline = field(default_factory=Timeline, repr=False)  # class shares per frame
 
     @property
     def processing_fps(self) -> float:
@@ -131,49 +136,35 @@ def sniff_kind(path: str | Path) -> str:
 
 # -- images -------------------------------------------------------------------------
 def segment_image(segmenter: Segmenter, image: str | Path | bytes | np.ndarray,
-                  options: DrawOptions = DrawOptions()) -> ImageResult:
-    """Segment one image (path, bytes or RGB array) and draw it."""
+                  options: DrawOptions = DrawOptions(), labels_out: str | Path | None = None) -> ImageResult:
+    """Segment one image (path, bytes or RGB array) and draw it (RGBA for ``remove-background``).
+
+    ``labels_out``: the class map at the image's size as .png, .zip or COCO .json.
+    """
     t = time.perf_counter()
+    options = options.resolve(segmenter.labels)
     rgb = image if isinstance(image, np.ndarray) else load_image(image)
     res = segmenter.segment(rgb)
     out = draw.render(rgb, res.class_map, res.palette, options)
     items = draw.legend(res.class_map, res.labels, res.palette, options.classes)
+    if labels_out is not None:
+        save_labels(res.class_map, labels_out, export_info(segmenter))
     return ImageResult(rgb, out, res.class_map, items, segmenter.entry.id, time.perf_counter() - t)
 
 
-def save_labels_png(class_map: np.ndarray, path: str | Path) -> None:
-    """Class ids as a single-channel 8-bit PNG of the class map's size."""
-    from PIL import Image
-
-    Image.fromarray(class_map.astype(np.uint8), mode="L").save(path)
+def export_info(segmenter: Segmenter, fps: float | None = None) -> ExportInfo:
+    """What the label exports record about the model (names, colours, id) and the frame rate."""
+    return ExportInfo(tuple(segmenter.labels), segmenter.palette, segmenter.entry.id, fps)
 
 
-# -- labels .npz, streamed --------------------------------------------------------------
-class LabelsNpzWriter:
-    """Writes ``labels`` (uint8 [frames, h, w]) into a compressed .npz without holding it all.
-
-    Frames are kept zlib-compressed in memory (class maps compress ~100x) and
-    streamed into the zip entry on close, once the frame count is known.
-    """
-
-    def __init__(self, path: str | Path, width: int, height: int):
-        self.path, self.w, self.h = Path(path), width, height
-        self._chunks: list[bytes] = []
-
-    def add(self, class_map: np.ndarray) -> None:
-        cm = upscale_nearest(class_map, (self.w, self.h))
-        self._chunks.append(zlib.compress(np.ascontiguousarray(cm, dtype=np.uint8).tobytes(), 1))
-
-    def close(self) -> None:
-        header = io.BytesIO()
-        np.lib.format.write_array_header_1_0(
-            header, {"descr": "|u1", "fortran_order": False, "shape": (len(self._chunks), self.h, self.w)})
-        with atomic_path(self.path) as tmp:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as z:
-                with z.open("labels.npy", "w", force_zip64=True) as f:
-                    f.write(header.getvalue())
-                    for c in self._chunks:
-                        f.write(zlib.decompress(c))
+def video_draw_options(options: DrawOptions, dst: str | Path, labels) -> DrawOptions:
+    """``options`` for the model's ``labels`` and the container ``dst`` asks for: a background
+    effect gets its default foreground, and ``remove-background`` to a container without alpha
+    (MP4) becomes ``replace-background`` with the key colour (``EffectOptions.background``)."""
+    options = options.resolve(labels)
+    if options.mode is Mode.REMOVE_BACKGROUND and not video.container_for(dst).alpha:
+        options = replace(options, mode=Mode.REPLACE_BACKGROUND)
+    return options
 
 
 # -- video --------------------------------------------------------------------------
@@ -220,12 +211,18 @@ def _get(q: queue.Queue, stop: threading.Event):
 def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                   options: VideoOptions = VideoOptions(), progress: Progress | None = None,
                   cancel: threading.Event | None = None, labels_out: str | Path | None = None,
-                  max_duration: float | None = None, max_pixels: int | None = None) -> VideoResult:
-    """Segment every frame of ``src`` into an H.264 MP4 at ``dst`` (see module docstring).
+                  max_duration: float | None = None, max_pixels: int | None = None,
+                  frame_limit: int | None = None) -> VideoResult:
+    """Segment every frame of ``src`` into an H.264 MP4 (a VP9 WebM for a ``.webm`` name) at ``dst``.
 
-    ``progress(done, total)`` is called from the encoder thread after each
-    frame. Setting ``cancel`` stops all stages and removes the partial output.
+    See the module docstring. ``progress(done, total)`` is called from the
+    encoder thread after each frame. Setting ``cancel`` stops all stages and
+    removes the partial output. ``labels_out``: the class maps as .npz, .zip
+    or COCO .json (``exports``), kept only when the video is. ``max_duration``
+    and ``frame_limit`` hold while decoding, whatever the header says:
+    a video past either is refused (``InputError``), not cut.
     """
+    dopts = video_draw_options(options.draw, dst, segmenter.labels)
     info = video.probe(src)
     if max_duration is not None and info.duration > max_duration:
         raise InputError(f"The video is {info.duration:.1f} s long; the limit is {max_duration:.0f} s.")
@@ -234,14 +231,14 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     total = info.frames or max(1, round(info.duration * float(info.fps)))
     if options.max_frames:
         total = min(total, options.max_frames)
-    out_w, out_h = draw.output_size(info.width, info.height, options.draw.mode)
+    out_w, out_h = draw.output_size(info.width, info.height, dopts.mode)
     stop = cancel or threading.Event()
     failed = threading.Event()
     frames_q: queue.Queue = queue.Queue(QUEUE_SIZE)
     maps_q: queue.Queue = queue.Queue(QUEUE_SIZE)
     hist = np.zeros(256, dtype=np.int64)
+    timeline = Timeline()
     frames = 0
-    labels = LabelsNpzWriter(labels_out, info.width, info.height) if labels_out else None
     frame_seg = frame_segmenter(segmenter, options.speed, float(info.fps), options.temporal, options.fusion)
     halt = _Halt(stop, failed)
 
@@ -254,6 +251,8 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                 start = f.pts if start is None else start
                 if max_duration is not None and (f.pts - start) * f.time_base >= max_duration:
                     raise InputError(f"The video is longer than the limit of {max_duration:g} s.")
+                if frame_limit is not None and f.index >= frame_limit:
+                    raise InputError(f"The video has more than {frame_limit:,} frames; the limit is {frame_limit:,}.")
                 if not _put(frames_q, f, halt):
                     return
         finally:
@@ -270,23 +269,31 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
         finally:
             _put(maps_q, _END, halt)
 
+    labels = (labels_writer(labels_out, info.width, info.height, export_info(segmenter, float(info.fps)))
+              if labels_out else None)
     t0 = time.perf_counter()
     stages = [_Stage(decode, "decode", failed), _Stage(infer, "infer", failed)]
     for s in stages:
         s.start()
     labels_written = False
+    first_pts = None
     try:
         with video.VideoSink(dst, out_w, out_h, info.fps, info.time_base, audio_from=src,
-                             crf=options.crf, preset=options.preset or PRESETS[options.speed]) as sink:
+                             crf=options.crf, preset=options.preset or PRESETS[options.speed],
+                             alpha=dopts.mode is Mode.REMOVE_BACKGROUND) as sink:
             while True:
                 item = _get(maps_q, halt)
                 if item is _END:
                     break
                 f, cm = item
-                sink.write(draw.render(f.rgb, cm, segmenter.palette, options.draw), f.pts, f.duration)
-                hist += draw.class_histogram(cm)
+                sink.write(draw.render(f.rgb, cm, segmenter.palette, dopts), f.pts, f.duration)
+                counts = draw.class_histogram(cm)
+                hist += counts
+                first_pts = f.pts if first_pts is None else first_pts
+                t = float((f.pts - first_pts) * f.time_base)  # on the output's clock: its first frame is 0
+                timeline.add(f.index, t, counts)
                 if labels is not None:
-                    labels.add(cm)
+                    labels.add(cm, t)
                 frames += 1
                 if progress is not None:
                     progress(frames, max(total, frames))
@@ -302,6 +309,8 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
         failed.set()
         if labels_written:  # the video could not be finished: take its labels back
             Path(labels_out).unlink(missing_ok=True)
+        elif labels is not None:
+            labels.abort()
         for s in stages:
             s.join(timeout=10)
         err = next((s.error for s in stages if s.error is not None), None)
@@ -309,9 +318,9 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
             raise err from None
         raise
     seconds = time.perf_counter() - t0
-    legend = draw.legend(hist, segmenter.labels, segmenter.palette, options.draw.classes)
+    legend = draw.legend(hist, segmenter.labels, segmenter.palette, dopts.classes)
     return VideoResult(Path(dst), frames, frame_seg.keyframes, info, info.fps, seconds, legend,
-                       segmenter.entry.id, options.speed, options.temporal)
+                       segmenter.entry.id, options.speed, options.temporal, timeline)
 
 
 class _Halt:

@@ -1,4 +1,4 @@
-"""Video in and out with PyAV (FFmpeg): probing, decoding frames, writing H.264.
+"""Video in and out with PyAV (FFmpeg): probing, decoding frames, writing H.264 (or VP9).
 
 * ``probe`` -> ``VideoInfo`` (size as displayed, exact fractional frame rate,
   frame count, duration, rotation, audio).
@@ -7,17 +7,19 @@
   autorotate does: ``rotation`` is counter-clockwise, so 90 means the coded
   picture is turned a quarter turn to the left for display).
 * ``VideoSink`` is a context manager that encodes RGB frames to H.264
-  yuv420p in MP4 with the index at the front (faststart), keeps each frame's
+  yuv420p in MP4 with the index at the front (faststart) -- or, for a
+  ``.webm`` name, to VP9 in WebM, with an alpha channel (yuva420p) when
+  asked for (``alpha=True``, RGBA frames) -- keeps each frame's
   timestamp (so fractional and variable frame rates survive; the first frame
   starts at 0), and pads odd sizes by one replicated pixel (no scaling, no
   distortion). With ``audio_from`` it reads that file's first audio track
-  itself, in step with the video, and copies it (AAC/MP3) or re-encodes it to
-  AAC, cut to the video written: from the first frame's time to the end of
-  the last frame (so ``max_frames`` and a truncated video keep their audio in
-  sync, and the audio after the last video packet is not lost). It writes to
-  a temporary file and renames it onto the target only when closed cleanly: a
-  failed or cancelled job never leaves a half-written video under the output
-  name.
+  itself, in step with the video, and copies it (MP4: AAC/MP3; WebM:
+  Opus/Vorbis) or re-encodes it (MP4: to AAC; WebM: to Opus), cut to the
+  video written: from the first frame's time to the end of the last frame
+  (so ``max_frames`` and a truncated video keep their audio in sync, and the
+  audio after the last video packet is not lost). It writes to a temporary
+  file and renames it onto the target only when closed cleanly: a failed or
+  cancelled job never leaves a half-written video under the output name.
 """
 
 from __future__ import annotations
@@ -36,7 +38,47 @@ from .files import AtomicFile
 
 COPY_AUDIO_CODECS = {"aac", "mp3"}
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
 MAX_BAD_PACKETS = 50  # consecutive undecodable video packets before the file is called damaged
+
+
+@dataclass(frozen=True)
+class ContainerFormat:
+    """An output container: its muxer, video codec, whether it can carry alpha, and its audio
+    (codecs copied as they are, the codec anything else is re-encoded to, its rates and layouts)."""
+
+    muxer: str
+    video_codec: str
+    alpha: bool
+    copy_audio: frozenset[str]
+    audio_codec: str
+    audio_rates: tuple[int, ...]
+    audio_layouts: tuple[tuple[int, str], ...]  # channels -> layout; anything else: stereo
+    muxer_options: tuple[tuple[str, str], ...] = ()
+
+
+MP4 = ContainerFormat("mp4", "libx264", False, frozenset(COPY_AUDIO_CODECS), "aac", AAC_RATES,
+                      ((1, "mono"), (2, "stereo"), (6, "5.1")), (("movflags", "+faststart"),))
+WEBM = ContainerFormat("webm", "libvpx-vp9", True, frozenset({"opus", "vorbis"}), "libopus", OPUS_RATES,
+                       ((1, "mono"), (2, "stereo")))
+CONTAINERS = {".mp4": MP4, ".m4v": MP4, ".webm": WEBM}
+VIDEO_SUFFIXES = tuple(CONTAINERS)
+# x264 preset -> libvpx-vp9 realtime speed (cpu-used): what the speed setting buys in either codec
+VP9_SPEEDS = {"ultrafast": 8, "superfast": 7, "veryfast": 6}
+VP9_CRF_OFFSET = 9  # x264 CRF 23 ~ VP9 CRF 32 (what the pipeline's crf means for a WebM)
+
+
+def container_for(path: str | Path) -> ContainerFormat:
+    """The output container a file name asks for: WebM for ``.webm``, MP4 for anything else."""
+    return CONTAINERS.get(Path(path).suffix.lower(), MP4)
+
+
+def _codec_options(fmt: ContainerFormat, crf: int, preset: str) -> dict[str, str]:
+    if fmt.video_codec == "libx264":
+        return {"crf": str(crf), "preset": preset}
+    # constant quality ("b" 0), real-time speed, rows in parallel on the cores left by the model
+    return {"crf": str(min(63, max(0, crf + VP9_CRF_OFFSET))), "b": "0", "deadline": "realtime",
+            "cpu-used": str(VP9_SPEEDS.get(preset, 5)), "row-mt": "1"}
 
 
 @dataclass(frozen=True)
@@ -214,12 +256,13 @@ class _AudioTrack:
     """The first audio track of ``src``, muxed into ``out`` up to a given time.
 
     Times are seconds on the output's clock, where 0 is ``origin`` seconds in
-    the source (the first video frame). AAC/MP3 packets are copied, each kept
-    if it starts before the end and ends after 0. Anything else is decoded,
-    cut to the sample (silence fills a late start) and encoded to AAC.
+    the source (the first video frame). Packets of a codec the container
+    takes (``fmt.copy_audio``: AAC/MP3 in MP4) are copied, each kept if it
+    starts before the end and ends after 0. Anything else is decoded, cut to
+    the sample (silence fills a late start) and encoded to ``fmt.audio_codec``.
     """
 
-    def __init__(self, src: str | Path, out: av.container.OutputContainer):
+    def __init__(self, src: str | Path, out: av.container.OutputContainer, fmt: ContainerFormat = MP4):
         self._in = av.open(str(src), "r")
         try:
             if not self._in.streams.audio:
@@ -228,15 +271,15 @@ class _AudioTrack:
             ctx = a.codec_context
             self._a = a
             self._tb = Fraction(a.time_base or Fraction(1, ctx.sample_rate or 48000))
-            if _codec_name(a) in COPY_AUDIO_CODECS:
+            if _codec_name(a) in fmt.copy_audio:
                 self.mode = "copy"
                 self._out = out.add_stream_from_template(a)
             else:
-                self.mode = "aac"
-                rate = ctx.sample_rate if ctx.sample_rate in AAC_RATES else 48000
-                layout = {1: "mono", 2: "stereo", 6: "5.1"}.get(ctx.channels, "stereo")
+                self.mode = "encode"
+                rate = ctx.sample_rate if ctx.sample_rate in fmt.audio_rates else 48000
+                layout = dict(fmt.audio_layouts).get(ctx.channels, "stereo")
                 self._rate, self._layout = rate, layout
-                self._out = out.add_stream("aac", rate=rate, layout=layout)
+                self._out = out.add_stream(fmt.audio_codec, rate=rate, layout=layout)
                 self._out.time_base = Fraction(1, rate)
                 self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
                 self._buf: list[np.ndarray] = []  # decoded fltp samples not yet encoded
@@ -288,7 +331,7 @@ class _AudioTrack:
                 self._copy(p, start)
             else:
                 self._decode(p)
-        if self.mode == "aac":
+        if self.mode == "encode":
             if final:
                 self._add(self._resampler.resample(None))
             self._drain(until)
@@ -381,16 +424,23 @@ class _AudioTrack:
 
 
 class VideoSink:
-    """H.264/MP4 writer used as a context manager; see the module docstring.
+    """H.264/MP4 (or VP9/WebM) writer used as a context manager; see the module docstring.
 
     ``audio_from``: the input file whose first audio track is kept (read by
-    the sink itself, cut to the frames written).
+    the sink itself, cut to the frames written). The container follows the
+    name (:func:`container_for`). ``alpha`` (WebM only): frames are RGBA and
+    the video is yuva420p; an RGB frame is written opaque. ``crf`` and
+    ``preset`` are x264's; for VP9 they map to its CRF (+9) and real-time speed.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: Fraction, time_base: Fraction,
                  audio_from: str | Path | None = None, crf: int = 23, preset: str = "veryfast",
-                 threads: int = 0):
+                 threads: int = 0, alpha: bool = False):
         self.path = Path(path)
+        self.format = container_for(path)
+        if alpha and not self.format.alpha:
+            raise ValueError(f"{self.format.muxer} has no alpha channel: write {self.path.name} as .webm.")
+        self.alpha = alpha
         self.width, self.height = width + (width & 1), height + (height & 1)
         self._pad = (self.height - height, self.width - width)
         self.fps, self.time_base = Fraction(fps), Fraction(time_base)
@@ -410,18 +460,19 @@ class VideoSink:
     def __enter__(self) -> "VideoSink":
         self._out = AtomicFile(self.path)
         try:
-            self._c = av.open(str(self._out.tmp), "w", format="mp4", container_options={"movflags": "+faststart"})
-            s = self._c.add_stream("libx264", rate=self.fps)
-            s.width, s.height, s.pix_fmt = self.width, self.height, "yuv420p"
+            fmt = self.format
+            self._c = av.open(str(self._out.tmp), "w", format=fmt.muxer, container_options=dict(fmt.muxer_options))
+            s = self._c.add_stream(fmt.video_codec, rate=self.fps)
+            s.width, s.height, s.pix_fmt = self.width, self.height, "yuva420p" if self.alpha else "yuv420p"
             s.time_base = self.time_base
             s.codec_context.time_base = self.time_base
-            s.options = {"crf": str(self.crf), "preset": self.preset}
+            s.options = _codec_options(fmt, self.crf, self.preset)
             if self.threads:
                 s.codec_context.thread_count = self.threads
             self._v = s
             if self.audio_from is not None:
                 try:
-                    self._audio = _AudioTrack(self.audio_from, self._c)
+                    self._audio = _AudioTrack(self.audio_from, self._c, fmt)
                 except (LookupError, av.FFmpegError):
                     self._audio = None  # no audio track, or one that cannot be read: keep the video
         except BaseException:
@@ -430,7 +481,8 @@ class VideoSink:
         return self
 
     def write(self, rgb: np.ndarray, pts: int | None = None, duration: int | None = None) -> None:
-        """Encode one RGB frame at ``pts`` (``time_base`` units; default: one frame after the last).
+        """Encode one RGB (alpha sink: RGBA or RGB) frame at ``pts`` (``time_base`` units; default: one
+        frame after the last).
 
         Timestamps must increase; one that does not is moved one frame past
         the previous. The first frame is written at time 0 and the audio is
@@ -438,6 +490,8 @@ class VideoSink:
         """
         if self._closed:
             raise ValueError("The sink is closed.")
+        if rgb.ndim != 3 or rgb.shape[2] not in ((3, 4) if self.alpha else (3,)):
+            raise ValueError(f"Expected an {'RGB(A)' if self.alpha else 'RGB'} frame, got shape {rgb.shape}.")
         pts = repair_pts(pts, self.last_pts, self._last_duration, self._step)
         if self.first_pts is None:
             self.first_pts = pts
@@ -448,10 +502,16 @@ class VideoSink:
         self._last_duration = int(duration) if duration and duration > 0 else None
         if self._pad != (0, 0):
             rgb = np.pad(rgb, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
-        # RGB -> I420 (BT.601, as FFmpeg's default) with OpenCV: ~3x cheaper than swscale's
-        # rgb24 path at 720p (benchmarks/results.md); sizes are even after the padding above.
-        yuv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
-        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        if self.alpha:
+            if rgb.shape[2] == 3:
+                rgb = cv2.cvtColor(rgb, cv2.COLOR_RGB2RGBA)
+            # the encoder converts RGBA to yuva420p (swscale: ~3 ms at 720p, as fast as doing it here)
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgba")
+        else:
+            # RGB -> I420 (BT.601, as FFmpeg's default) with OpenCV: ~3x cheaper than swscale's
+            # rgb24 path at 720p (benchmarks/results.md); sizes are even after the padding above.
+            yuv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
+            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         frame.pts = pts - self.first_pts
         frame.time_base = self.time_base
         if self._last_duration:

@@ -300,7 +300,7 @@ def test_cli(case: Case, inputs, tmp_path, shared_models):
     if isinstance(want, Video) != named_video:  # the name lies: the CLI says what to do
         assert r.returncode == 2, (r.returncode, r.stderr)
         line = _one_error_line(r.stderr)
-        kind = "a video: the output must be an .mp4 file" if isinstance(want, Video) else \
+        kind = "a video: the output must be an .mp4 or .webm file" if isinstance(want, Video) else \
             "an image: the output must be .png, .jpg, .bmp or .webp"
         assert f"{case.file} is {kind}" in line, line
         note = f"`-o {out.name}` refused: `{line}`; then "
