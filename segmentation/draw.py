@@ -76,6 +76,11 @@ class DrawOptions:
             return self
         return replace(self, classes=default_foreground(labels))
 
+    def opaque(self) -> "DrawOptions":
+        """These options for an output without alpha (MP4, JPEG): ``remove-background`` becomes
+        ``replace-background`` with the key colour (``EffectOptions.background``)."""
+        return replace(self, mode=Mode.REPLACE_BACKGROUND) if self.mode is Mode.REMOVE_BACKGROUND else self
+
 
 @dataclass(frozen=True)
 class LegendItem:

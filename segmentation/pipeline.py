@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
@@ -34,8 +34,7 @@ import numpy as np
 from . import draw, video
 from .draw import DrawOptions, LegendItem, Mode
 from .errors import InputError, SegmentationError
-# LabelsNpzWriter and save_labels_png moved to exports; still importable from here
-from .exports import ExportInfo, LabelsNpzWriter, Timeline, labels_writer, save_labels, save_labels_png  # noqa: F401
+from .exports import ExportInfo, Timeline, labels_writer, save_labels
 from .images import load_image
 from .segmenter import Segmenter
 from .temporal import Speed, TemporalOptions, check_speed, frame_segmenter
@@ -162,9 +161,7 @@ def video_draw_options(options: DrawOptions, dst: str | Path, labels) -> DrawOpt
     effect gets its default foreground, and ``remove-background`` to a container without alpha
     (MP4) becomes ``replace-background`` with the key colour (``EffectOptions.background``)."""
     options = options.resolve(labels)
-    if options.mode is Mode.REMOVE_BACKGROUND and not video.container_for(dst).alpha:
-        options = replace(options, mode=Mode.REPLACE_BACKGROUND)
-    return options
+    return options if video.container_for(dst).alpha else options.opaque()
 
 
 # -- video --------------------------------------------------------------------------

@@ -20,7 +20,6 @@ import pytest
 from media import no_leftovers, run_cli
 from PIL import Image
 
-from segmentation import exports
 from segmentation.errors import InputError
 from segmentation.exports import ExportInfo, Timeline, labels_writer, rle_encode, rle_string
 from segmentation.labels import ADE20K_32, PASCAL_VOC, palette
@@ -246,8 +245,3 @@ def test_cli_bad_export_paths(shared_images, shared_videos, shared_models, tmp_p
     assert len(lines) == 1 and lines[0].startswith("error:"), r.stderr
     assert not list(tmp_path.iterdir()), list(tmp_path.iterdir())
 
-
-def test_pipeline_keeps_the_npz_writer():
-    from segmentation import pipeline
-
-    assert pipeline.LabelsNpzWriter is exports.LabelsNpzWriter

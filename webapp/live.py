@@ -12,7 +12,7 @@ from segmentation.images import as_rgb_array
 from segmentation.segmenter import Segmenter
 from segmentation.temporal import frame_segmenter
 
-LIVE_INTERVAL = 0.1  # seconds between webcam frames sent by the browser
+LIVE_INTERVAL = 1 / 15  # seconds between webcam frames sent by the browser: a 15 fps camera's pace
 
 
 class LiveSession:
@@ -42,7 +42,8 @@ class LiveSession:
             self._frame_seg = frame_segmenter(segmenter, speed, 1.0 / self.interval, temporal)
             self.fps, self._last = 0.0, None
         labels = self._frame_seg(rgb)
-        options = DrawOptions(mode=mode, alpha=alpha, classes=classes)
+        # the live image is a JPEG: no alpha, so remove-background shows the key colour
+        options = DrawOptions(mode=mode, alpha=alpha, classes=classes).resolve(segmenter.labels).opaque()
         out = draw.render(rgb, labels.class_map, segmenter.palette, options)
         now = time.perf_counter()
         latency = (now - t0) * 1000
