@@ -86,10 +86,12 @@ class _Flow:
         self._grid: np.ndarray | None = None
         self.prev: np.ndarray | None = None
 
+    MIN_SIDE = 32  # DIS (OpenCV 4.14) segfaults on e.g. 160x30 and refuses 8x8: never go below 32x32
+
     def gray(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
-        fw = max(8, min(self.width, w))
-        fh = max(8, round(h * fw / w))
+        fw = max(self.MIN_SIDE, min(self.width, w))
+        fh = max(self.MIN_SIDE, round(h * fw / w))  # very wide frames: stretched; warps scale x and y apart
         g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)  # one channel to shrink, not three
         return cv2.resize(g, (fw, fh), interpolation=cv2.INTER_AREA)
 

@@ -110,6 +110,17 @@ def test_realtime_runs_the_model_on_keyframes_only(default_segmenter, bottle_fra
                     assert np.array_equal(o.class_map, default_segmenter.segment(rgb).class_map)
 
 
+@pytest.mark.parametrize("size_wh", [(8, 8), (320, 60), (1280, 240), (82, 24), (60, 320)])
+def test_odd_frame_shapes_in_every_strategy(default_segmenter, size_wh):
+    """Tiny and very wide frames: the flow image never goes below 32x32 (DIS crashed on 160x30)."""
+    w, h = size_wh
+    rng = np.random.default_rng(0)
+    frames = [np.roll(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), i, axis=1) for i in range(4)]
+    for speed, temporal in (("accurate", True), ("realtime", True), ("realtime", False)):
+        fs = frame_segmenter(default_segmenter, speed, 30, temporal)
+        assert all(fs(f).class_map.shape == (h, w) for f in frames)
+
+
 def test_class_id_model_fuses_too(shared_models, bottle_frames):
     seg = Segmenter.create("deeplabv3-pascal-dm05")
     assert not seg.has_scores
