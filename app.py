@@ -9,9 +9,11 @@ Environment (all optional): GRADIO_SERVER_NAME (default 127.0.0.1),
 GRADIO_SERVER_PORT (7860), SEGMENTATION_WEIGHTS (model cache),
 SEGMENTATION_EXAMPLES_SOURCE (local folders holding the example files),
 SEGMENTATION_MAX_UPLOAD_MB (200), SEGMENTATION_MAX_SECONDS (120),
-SEGMENTATION_MAX_PIXELS (3840*2160), SEGMENTATION_CONCURRENCY (1),
-SEGMENTATION_QUEUE_SIZE (16), SEGMENTATION_LIVE_CONCURRENCY (2),
-SEGMENTATION_LIVE_SECONDS (120), SEGMENTATION_TMP_MAX_AGE (3600),
+SEGMENTATION_MAX_PIXELS (3840*2160), SEGMENTATION_MAX_FRAMES (3600), SEGMENTATION_MAX_FPS (60),
+SEGMENTATION_MAX_JOB_SECONDS (600), SEGMENTATION_CONCURRENCY (1), SEGMENTATION_QUEUE_SIZE (16),
+SEGMENTATION_VISITOR_JOBS (2), SEGMENTATION_TRUSTED_PROXIES ('*' on a Space, else none),
+SEGMENTATION_LIVE_CONCURRENCY (2), SEGMENTATION_LIVE_SECONDS (120), SEGMENTATION_TMP_MAX_AGE (3600),
+SEGMENTATION_TMP_MAX_MB (2048),
 SEGMENTATION_WARM_EXAMPLES (1: compute the example results in the background after start;
 they are cached under .gradio/cached_examples/<hash of the code>/, or GRADIO_EXAMPLES_CACHE).
 """
@@ -55,6 +57,9 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
               ) -> tuple[gr.Blocks, list[gr.helpers.Examples]]:
     """The page and the API endpoints; returns them with the example tables (to warm their cache)."""
     limits, on = context.limits, Handlers(context)
+    # Photo/video handlers Gradio starts at once: the running jobs and those waiting for a slot, each
+    # admitted per visitor in its handler (webapp.admission); the rest wait in Gradio's queue.
+    heavy = dict(concurrency_id=HEAVY, concurrency_limit=limits.concurrency + limits.queue_size)
     tables: list[gr.helpers.Examples] = []
     with gr.Blocks(title="Real-time semantic segmentation", delete_cache=(max(60, limits.tmp_max_age // 4),
                                                                         limits.tmp_max_age)) as app:
@@ -73,7 +78,9 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                                       label="Show only these classes", info="empty = all classes",
                                       elem_id="classes")
                 gr.Markdown(f"Limits: {limits.max_upload_mb:g} MB per file, videos up to "
-                            f"{limits.max_seconds:g} s and {limits.max_pixels:,} pixels per frame.")
+                            f"{limits.max_seconds:g} s, {limits.max_frames:,} frames, {limits.max_fps:g} frames/s "
+                            f"and {limits.max_pixels:,} pixels per frame; one job running and one waiting "
+                            "per visitor.")
             with gr.Column(scale=3):
                 with gr.Tabs():
                     with gr.Tab("Video or photo", id="files"):
@@ -102,8 +109,7 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                         outputs = [slider, original_video, result_video, legend, stats, download]
                         job = run_btn.click(on.run, [upload, webcam_photo, source, model, mode, alpha, speed,
                                                      classes, temporal],
-                                            outputs, concurrency_id=HEAVY, concurrency_limit=limits.concurrency,
-                                            api_visibility="undocumented", api_name="run")
+                                            outputs, **heavy, api_visibility="undocumented", api_name="run")
                         stop_btn.click(None, None, None, cancels=[job], api_visibility="private")
                         if examples:
                             tables.append(gr.Examples(
@@ -144,11 +150,9 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
             a_img_btn = gr.Button("segment_image")
             a_vid_btn = gr.Button("segment_video")
         a_img_btn.click(on.api_segment_image, [a_file, a_model, a_mode, a_alpha, a_classes],
-                        [a_image, a_legend, a_stats], api_name="segment_image", concurrency_id=HEAVY,
-                        concurrency_limit=limits.concurrency)
+                        [a_image, a_legend, a_stats], api_name="segment_image", **heavy)
         a_vid_btn.click(on.api_segment_video, [a_file, a_model, a_mode, a_alpha, a_speed, a_classes, a_temporal],
-                        [a_video, a_legend, a_stats], api_name="segment_video", concurrency_id=HEAVY,
-                        concurrency_limit=limits.concurrency)
+                        [a_video, a_legend, a_stats], api_name="segment_video", **heavy)
     app.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     return app, tables
 
@@ -184,8 +188,11 @@ def main() -> None:
     os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(example_files.results_cache_dir()))
     demo, tables = build_app(context, example_files.ensure_examples())
     context.store.start_sweeper()
-    demo.launch(max_file_size=context.limits.max_upload_bytes, css=LEGEND_CSS, prevent_thread_lock=True,
-                allowed_paths=[str(example_files.EXAMPLES_DIR)])
+    limits = context.limits
+    demo.launch(max_file_size=limits.max_upload_bytes, css=LEGEND_CSS, prevent_thread_lock=True,
+                allowed_paths=[str(example_files.EXAMPLES_DIR)],
+                # Gradio's running events: every admitted photo/video handler, the live streams, the rest
+                max_threads=max(40, limits.concurrency + limits.queue_size + limits.live_concurrency + 8))
     threading.Thread(target=warm_up, args=(context, tables), name="warm-up", daemon=True).start()
     demo.block_thread()
 

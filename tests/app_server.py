@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from contextlib import contextmanager
@@ -87,6 +88,29 @@ def stop_app(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+class Peak:
+    """Samples ``measure()`` every ``interval`` seconds in a thread while in its ``with`` block;
+    ``peak`` is the largest value seen."""
+
+    def __init__(self, measure, interval: float = 0.05):
+        self.measure, self.interval, self.peak = measure, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.measure())
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
 # -- the app's temporary files -----------------------------------------------------------------
 def temp_env(root: Path) -> dict[str, str]:
     """Environment putting everything the app writes to temp under ``root``: its TempStore
@@ -104,6 +128,18 @@ def store_dir(root: Path) -> Path:
 
 def job_dirs(root: Path) -> list[Path]:
     return sorted(d for d in store_dir(root).iterdir() if d.is_dir())
+
+
+def store_bytes(root: Path) -> int:
+    """Bytes in the running app's job folders (a file removed while counting counts 0)."""
+    total = 0
+    for d in job_dirs(root):
+        for f in list(d.iterdir()) if d.exists() else ():
+            try:
+                total += f.stat().st_size
+            except OSError:
+                pass
+    return total
 
 
 _CACHE_DIR = re.compile(r"[0-9a-f]{64}")
@@ -145,11 +181,15 @@ def running_app(root: Path, **env_overrides: str):
         stop_app(srv.process)
 
 
-def api_client(server: AppServer, downloads: Path):
-    """A gradio_client for the server, saving results under ``downloads``, sending nothing elsewhere."""
+def api_client(server: AppServer, downloads: Path, forwarded_for: str | None = None):
+    """A gradio_client for the server (a session of its own), saving results under ``downloads``,
+    sending nothing elsewhere. ``forwarded_for``: the ``X-Forwarded-For`` it sends, as a visitor
+    behind a proxy seems to the app (believed only from a peer in SEGMENTATION_TRUSTED_PROXIES)."""
     from gradio_client import Client
 
-    return Client(server.url, verbose=False, download_files=str(downloads), analytics_enabled=False)
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else None
+    return Client(server.url, verbose=False, download_files=str(downloads), analytics_enabled=False,
+                  headers=headers)
 
 
 # -- calling the API ---------------------------------------------------------------------------
@@ -168,6 +208,25 @@ def submit(client, endpoint: str, path: Path, model: str, *, mode: str = "overla
 def result_file(out) -> Path:
     """The local path of a job's result (a video output comes as {"video": path, ...})."""
     return Path(out["video"] if isinstance(out, dict) else out)
+
+
+def check_own_result(job: dict, out, stats: dict) -> None:
+    """The result is this job's own: its size and colour (a photo, sent with alpha 0: ``size``,
+    ``colour``) or its size and frame count (a video: ``size``, ``frames``)."""
+    import numpy as np
+    from media import stream_facts, video_times
+    from PIL import Image
+
+    path = result_file(out)
+    if job["endpoint"] == IMAGE:
+        with Image.open(path) as im:
+            assert im.size == job["size"], (job["path"].name, im.size)
+            mean = np.asarray(im.convert("RGB")).reshape(-1, 3).mean(axis=0)
+        assert np.abs(mean - job["colour"]).max() < 2, (job["path"].name, mean, job["colour"])  # alpha 0
+    else:
+        w, h = job["size"]
+        assert stream_facts(path)["size"] == (w, h) and stats["frames"] == job["frames"], (job["path"].name, stats)
+        assert len(video_times(path)) == job["frames"], job["path"].name
 
 
 def api_error(job, timeout: float = 120) -> str:

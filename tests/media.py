@@ -6,6 +6,7 @@ few frames, nothing fetched from anywhere.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -117,6 +118,38 @@ def make_clip(path: Path, *, size=(64, 48), pts: list[int] | None = None, frames
         if a is not None:
             c.mux(a.encode(None))
     return path
+
+
+class _NoSeek(io.RawIOBase):
+    """A write-only stream that cannot seek back: a muxer writing it cannot fill in the duration."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        return self.f.write(b)
+
+
+def live_mkv(path: Path, frames: int, size: int = 32) -> Path:
+    """An H.264 MKV written as a live recorder does (no seeking back): no duration in its header."""
+    with open(path, "wb") as f, av.open(_NoSeek(f), "w", format="matroska") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt, s.options = size, size, "yuv420p", {"preset": "ultrafast"}
+        for i in range(frames):
+            c.mux(s.encode(av.VideoFrame.from_ndarray(picture(i, size, size), format="rgb24")))
+        c.mux(s.encode(None))
+    return path
+
+
+def headerless_clips(folder: Path, frames: int, short: int) -> dict[str, Path]:
+    """Videos at 25 fps whose container states neither duration nor frame count: a raw H.264 stream
+    and a live-written MKV of ``frames`` frames, and a raw stream of ``short`` frames."""
+    return {"raw.h264": make_clip(folder / "raw.h264", size=(32, 32), frames=frames, fmt="h264"),
+            "live.mkv": live_mkv(folder / "live.mkv", frames),
+            "short.h264": make_clip(folder / "short.h264", size=(32, 32), frames=short, fmt="h264")}
 
 
 def tone(start: int, n: int, rate: int, layout: str) -> av.AudioFrame:

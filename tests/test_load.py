@@ -1,7 +1,9 @@
 """Load: a burst of concurrent visitors on one app (one job at a time, a queue of 4).
 
 One visitor's longer video holds the worker; meanwhile BURST gradio_client
-clients, each with its own photo or short video, submit at the same moment
+clients, each with its own photo or short video and its own address (an
+X-Forwarded-For the app believes from 127.0.0.1, as from a proxy in front of it:
+one address would get only its two jobs, see test_abuse), submit at the same moment
 (a barrier releases them together). Every job must either come back correct,
 and its own (each photo has its own size and colour, each video its own size
 and frame count, checked in the returned file), or be turned away with
@@ -21,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from app_server import IMAGE, VIDEO, api_client, result_file, running_app, submit, temp_leftovers
-from media import make_clip, stream_facts, video_times
+from app_server import (IMAGE, VIDEO, Peak, api_client, check_own_result, result_file, running_app, submit,
+                        temp_leftovers)
+from media import make_clip, stream_facts
 from PIL import Image
 
 QUEUE = 4
@@ -49,20 +52,6 @@ def _jobs(folder: Path) -> list[dict]:
     return jobs
 
 
-def _check_own_result(job: dict, out, stats: dict) -> None:
-    """The result is this job's own: its size and colour (photo) or size and frame count (video)."""
-    path = result_file(out)
-    if job["endpoint"] == IMAGE:
-        with Image.open(path) as im:
-            assert im.size == job["size"], (job["path"].name, im.size)
-            mean = np.asarray(im.convert("RGB")).reshape(-1, 3).mean(axis=0)
-        assert np.abs(mean - job["colour"]).max() < 2, (job["path"].name, mean, job["colour"])  # alpha 0
-    else:
-        w, h = job["size"]
-        assert stream_facts(path)["size"] == (w, h) and stats["frames"] == job["frames"], (job["path"].name, stats)
-        assert len(video_times(path)) == job["frames"], job["path"].name
-
-
 def _run(client, job: dict) -> dict:
     model = PHOTO_MODEL if job["endpoint"] == IMAGE else VIDEO_MODEL
     t0 = time.perf_counter()
@@ -72,36 +61,14 @@ def _run(client, job: dict) -> dict:
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - t0}
     done = time.perf_counter() - t0
-    _check_own_result(job, out, stats)
+    check_own_result(job, out, stats)
     return {"seconds": done}
-
-
-class PeakRSS:
-    """Polls a process's resident memory every ``interval`` seconds in a thread; ``peak`` in bytes."""
-
-    def __init__(self, pid: int, interval: float = 0.05):
-        self.proc, self.interval, self.peak = psutil.Process(pid), interval, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 @pytest.fixture(scope="module")
 def app(shared_models, tmp_path_factory):
     with running_app(tmp_path_factory.mktemp("load-app"), SEGMENTATION_QUEUE_SIZE=str(QUEUE),
-                     SEGMENTATION_CONCURRENCY="1") as app:
+                     SEGMENTATION_CONCURRENCY="1", SEGMENTATION_TRUSTED_PROXIES="127.0.0.1") as app:
         yield app
 
 
@@ -109,7 +76,7 @@ def test_burst_of_visitors(app, tmp_path, artifacts):
     srv, tmp, first = app
     jobs = _jobs(tmp_path)
     long_clip = make_clip(tmp_path / "long.mp4", size=(320, 240), frames=60)
-    clients = [api_client(srv, tmp_path / f"downloads{i}") for i in range(BURST)] + [first]
+    clients = [api_client(srv, tmp_path / f"downloads{i}", f"203.0.113.{i + 1}") for i in range(BURST)] + [first]
     results: list[dict | None] = [None] * BURST
     barrier = threading.Barrier(BURST)
 
@@ -120,7 +87,7 @@ def test_burst_of_visitors(app, tmp_path, artifacts):
         except BaseException as exc:  # a wrong result: reported below, not lost in the thread
             results[i] = {"wrong": repr(exc)}
 
-    with PeakRSS(srv.process.pid) as rss:
+    with Peak(lambda: psutil.Process(srv.process.pid).memory_info().rss) as rss:
         t0 = time.perf_counter()
         # One visitor's longer video (accurate: every frame through the model) holds the worker ...
         blocker = submit(clients[BURST], VIDEO, long_clip, VIDEO_MODEL, speed="accurate")

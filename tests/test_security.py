@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import http.client
 import http.server
-import io
 import re
 import struct
 import threading
 import zlib
 from pathlib import Path
 
-import av
 import httpx
 import pytest
 from app_server import IMAGE, VIDEO, api_error, job_dirs, result_file, running_app, submit
-from media import StubSegmenter, make_clip, no_leftovers, picture, run_cli
+from media import StubSegmenter, headerless_clips, make_clip, no_leftovers, picture, run_cli
 from gradio_client import handle_file
 from PIL import Image
 
@@ -82,36 +80,10 @@ def test_upload_streamed_without_a_length_is_cut_off(app):
     assert "endless.bin" not in [p.name for p in (tmp / "gradio").rglob("*")], "the cut-off upload was kept"
 
 
-class _NoSeek(io.RawIOBase):
-    """A write-only stream that cannot seek back: a muxer writing it cannot fill in the duration."""
-
-    def __init__(self, f):
-        self.f = f
-
-    def writable(self):
-        return True
-
-    def write(self, b):
-        return self.f.write(b)
-
-
-def _live_mkv(path: Path, frames: int) -> Path:
-    with open(path, "wb") as f, av.open(_NoSeek(f), "w", format="matroska") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt, s.options = 32, 32, "yuv420p", {"preset": "ultrafast"}
-        for i in range(frames):
-            c.mux(s.encode(av.VideoFrame.from_ndarray(picture(i, 32, 32), format="rgb24")))
-        c.mux(s.encode(None))
-    return path
-
-
 @pytest.fixture(scope="module")
 def headerless(tmp_path_factory) -> dict[str, Path]:
     """Videos whose container says nothing about their length: 4 s ones and a 1 s one."""
-    d = tmp_path_factory.mktemp("headerless")
-    return {"raw.h264": make_clip(d / "raw.h264", size=(32, 32), frames=100, fmt="h264"),
-            "live.mkv": _live_mkv(d / "live.mkv", 100),
-            "short.h264": make_clip(d / "short.h264", size=(32, 32), frames=25, fmt="h264")}
+    return headerless_clips(tmp_path_factory.mktemp("headerless"), frames=100, short=25)
 
 
 @pytest.mark.parametrize("name", ["raw.h264", "live.mkv"])

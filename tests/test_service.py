@@ -18,10 +18,13 @@ import pytest
 from segmentation import DEFAULT_MODEL_ID, catalog, weights
 from segmentation.draw import LegendItem
 from segmentation.errors import InputError, ModelError
-from webapp import checks, jobs, views
+from segmentation.pipeline import Cancelled
+from webapp import admission, checks, jobs, views
 from webapp import examples as ex
 from webapp.limits import Limits, env_flag
 from webapp.live import LiveSession
+
+from media import StubSegmenter, make_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,13 +33,21 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_limits_defaults_and_env():
     d = Limits.from_env({})
     assert (d.max_upload_mb, d.max_seconds, d.max_pixels, d.concurrency, d.queue_size) == (200, 120, 3840 * 2160, 1, 16)
+    assert (d.max_frames, d.max_fps, d.max_job_seconds, d.visitor_jobs, d.tmp_max_mb) == (3600, 60, 600, 2, 2048)
+    assert d.trusted_proxies == () and Limits.from_env({"SPACE_ID": "me/app"}).trusted_proxies == ("*",)
+    lim = Limits.from_env({"SEGMENTATION_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8", "SEGMENTATION_MAX_FPS": "120",
+                           "SEGMENTATION_TMP_MAX_MB": "0.5"})
+    assert lim.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8") and lim.max_fps == 120
+    assert lim.tmp_max_bytes == 2**19
     lim = Limits.from_env({"SEGMENTATION_MAX_UPLOAD_MB": "3", "SEGMENTATION_MAX_SECONDS": "2.5",
                            "SEGMENTATION_MAX_PIXELS": "1_000_000", "SEGMENTATION_CONCURRENCY": "2"})
     assert (lim.max_upload_bytes, lim.max_seconds, lim.max_pixels, lim.concurrency) == (3 * 2**20, 2.5, 10**6, 2)
 
 
 @pytest.mark.parametrize("name,value", [("SEGMENTATION_MAX_SECONDS", "abc"), ("SEGMENTATION_MAX_SECONDS", "-1"),
-                                        ("SEGMENTATION_CONCURRENCY", "1.5"), ("SEGMENTATION_QUEUE_SIZE", "0")])
+                                        ("SEGMENTATION_CONCURRENCY", "1.5"), ("SEGMENTATION_QUEUE_SIZE", "0"),
+                                        ("SEGMENTATION_MAX_FRAMES", "10.5"), ("SEGMENTATION_TMP_MAX_MB", "0"),
+                                        ("SEGMENTATION_TRUSTED_PROXIES", "proxy.example")])
 def test_limits_bad_values_are_named(name, value):
     with pytest.raises(ValueError, match=name):
         Limits.from_env({name: value})
@@ -200,13 +211,113 @@ def test_frame_rate_reports_rate():
 
 def test_temp_store_sweeps_old_jobs(tmp_path):
     store = jobs.TempStore(tmp_path / "store", max_age=60)
-    old, new = store.new_job(), store.new_job()
+    old, new, running = store.new_job(), store.new_job(), store.new_job()
+    store.finish(old), store.finish(new)
     past = time.time() - 120
-    os.utime(old, (past, past))
+    for d in (old, running):
+        os.utime(d, (past, past))
     assert store.sweep() == 1
-    assert not old.exists() and new.exists()
+    assert not old.exists() and new.exists() and running.exists()  # a job still writing is never swept
     store.close()
     assert not store.root.exists()
+
+
+def _finished_job(store: jobs.TempStore, nbytes: int, reserve: int | None = None, age: float = 0.0):
+    job = store.new_job(nbytes if reserve is None else reserve)
+    (job / "x_segmented.png").write_bytes(b"\0" * nbytes)
+    store.finish(job)
+    t = time.time() - age
+    os.utime(job, (t, t))
+    return job
+
+
+def test_temp_store_keeps_results_within_its_budget_oldest_out_first(tmp_path):
+    kb = 1024
+    store = jobs.TempStore(tmp_path / "store", max_bytes=100 * kb)
+    a, b, c = (_finished_job(store, 40 * kb, age=30 - i) for i in range(3))  # c evicts a
+    assert not a.exists() and b.exists() and c.exists() and store.used_bytes() == 80 * kb
+    running = store.new_job(30 * kb)  # b goes: 40 (c) + 30 reserved
+    assert not b.exists() and c.exists() and store.used_bytes() == 70 * kb
+    with pytest.raises(InputError, match=r"would take up to about 0\.10 MB; the server keeps at most 0\.10 MB"):
+        store.new_job(101 * kb)
+    with pytest.raises(InputError, match="jobs running now hold 0.03 of the 0.10 MB"):
+        store.new_job(80 * kb)  # c could go, the running job's reservation cannot
+    assert c.exists(), "a refused job removed a result for nothing"
+    # A running job past its reservation grows it (a quarter more), evicting results, or hears no.
+    assert store.grow(running, 50 * kb) and not c.exists()
+    assert not store.grow(running, 90 * kb)
+    store.discard(running)
+    assert not running.exists() and store.used_bytes() == 0
+
+
+def test_disk_estimates_cover_what_was_measured():
+    # 720p, 3,600 frames: the shared clips' worst 0.19 bits per pixel is well inside the estimate
+    est = jobs.estimate_video_bytes(1280 * 720, 3600, 120, audio=True)
+    assert 1280 * 720 * 3600 * 0.19 / 8 < est < 300 * 2**20
+    assert jobs.estimate_video_bytes(64 * 48, 100, 4, audio=False) == 100 * (64 * 48 * 0.5 / 8 + 400)
+    assert jobs.estimate_photo_bytes(100, 50) > 100 * 50 * 3
+
+
+# -- admission: visitors and turns ------------------------------------------------------------
+@pytest.mark.parametrize("peer,header,proxies,expected", [
+    ("198.51.100.7", "203.0.113.5", (), "198.51.100.7"),  # nobody trusted: a header is anyone's claim
+    ("127.0.0.1", "203.0.113.5, 10.1.2.3", ("127.0.0.1/32",), "203.0.113.5"),  # the first address
+    ("10.16.3.80", "203.0.113.5", ("*",), "203.0.113.5"),  # a Space: every peer is its proxy
+    ("198.51.100.7", "203.0.113.5", ("10.0.0.0/8",), "198.51.100.7"),  # not from the proxy
+    ("10.1.1.1", "not-an-address", ("10.0.0.0/8",), "10.1.1.1"),
+    ("10.1.1.1", "", ("10.0.0.0/8",), "10.1.1.1"),
+])
+def test_client_address_trusts_the_forwarded_header_only_from_a_proxy(peer, header, proxies, expected):
+    headers = {"x-forwarded-for": header} if header else {}
+    assert admission.client_address(peer, headers, proxies) == expected
+
+
+def test_admission_one_running_one_waiting_per_visitor_in_arrival_order():
+    import asyncio
+
+    gate = admission.Admission(slots=1, visitor_jobs=2)
+    alice, bob = admission.Visitor("s-alice", "203.0.113.1"), admission.Visitor("s-bob", "203.0.113.2")
+    order, seen = [], []
+
+    async def job(ticket, name, hold):
+        await gate.wait_turn(ticket, report=lambda ahead: seen.append((name, ahead)))
+        order.append(name)
+        await asyncio.sleep(hold)
+        ticket.release()
+
+    async def main():
+        a1, a2, b1 = gate.admit(alice), gate.admit(alice), gate.admit(bob)
+        with pytest.raises(admission.Refused, match=r"^You already have 2 jobs waiting \(the limit per visitor is 2\)"):
+            gate.admit(alice)
+        with pytest.raises(admission.Refused, match="^Your network address already has"):
+            gate.admit(admission.Visitor("s-alice-new-tab", "203.0.113.1"))
+        runs = [asyncio.ensure_future(job(t, n, 0.3)) for t, n in ((a1, "a1"), (a2, "a2"), (b1, "b1"))]
+        await asyncio.sleep(0.15)
+        assert gate.snapshot()["running"] == 1 and gate.snapshot()["waiting"] == 2
+        with pytest.raises(admission.Refused, match="^You already have a job running and one waiting"):
+            gate.admit(alice)
+        await asyncio.gather(*runs)
+        gate.admit(None).release()  # the server's own jobs (examples) are not counted per visitor
+
+    asyncio.run(main())
+    assert order == ["a1", "a2", "b1"] and ("b1", 2) in seen
+    assert gate.snapshot() == {"running": 0, "waiting": 0, "visitors": {}}
+
+
+def test_admission_waiting_job_leaves_when_its_visitor_goes():
+    import asyncio
+
+    gate = admission.Admission(slots=1, visitor_jobs=2)
+    first, second = gate.admit(admission.Visitor("a")), gate.admit(admission.Visitor("b"))
+
+    async def main():
+        await gate.wait_turn(first)
+        with pytest.raises(admission.Abandoned):
+            await gate.wait_turn(second, gone=lambda: True)
+        first.release()
+
+    asyncio.run(main())
+    assert gate.snapshot() == {"running": 0, "waiting": 0, "visitors": {}}
 
 
 # -- jobs (real model) ------------------------------------------------------------------------
@@ -228,6 +339,46 @@ def test_run_photo_modes_and_pixel_limit(shared_images, tmp_path):
     assert r.output.name == "webcam_segmented.png"
     with pytest.raises(InputError, match="is a photo, not a video"):
         jobs.run_video(cache, bird, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None, Limits(), store)
+
+
+class _SlowStub(StubSegmenter):
+    def predict(self, rgb):
+        time.sleep(0.05)
+        return super().predict(rgb)
+
+
+def _stub_cache(segmenter) -> jobs.SegmenterCache:
+    return jobs.SegmenterCache(factory=lambda model_id: segmenter)
+
+
+def test_run_video_work_budget_refuses_visitors_and_trims_examples(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=30)  # 25 fps
+    cache, store, small = _stub_cache(StubSegmenter()), jobs.TempStore(tmp_path / "s"), Limits(max_frames=10)
+    over = r"^The video has 30 frames; the limit is 10 frames \(0\.333 s at 30 frames per second\)\.$"
+    with pytest.raises(InputError, match=over):
+        jobs.run_video(cache, clip, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None, small, store)
+    with pytest.raises(InputError, match=r"^The video runs at 25 frames per second; the limit is 24\.5\.$"):
+        jobs.run_video(cache, clip, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None, Limits(max_fps=24.5), store)
+    r = jobs.run_video(cache, clip, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None, small, store, trim=True)
+    assert r.stats.frames == 10 and r.stats.trimmed_to_seconds == 0.4
+    assert list(store.root.iterdir()) == [r.output.parent]
+
+
+def test_run_video_past_the_wall_clock_is_stopped_and_removed(tmp_path):
+    clip = make_clip(tmp_path / "c.mp4", frames=60)  # ~3 s with the slow stub
+    store = jobs.TempStore(tmp_path / "s")
+    t0 = time.monotonic()
+    with pytest.raises(InputError, match=r"^The job took longer than the limit of 0\.5 s and was stopped; nothing"):
+        jobs.run_video(_stub_cache(_SlowStub()), clip, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None,
+                       Limits(max_job_seconds=0.5), store)
+    assert time.monotonic() - t0 < 2.0
+    assert list(store.root.iterdir()) == [] and store.used_bytes() == 0
+    # Stopped by someone else (Stop): the pipeline's own Cancelled, not the wall-clock sentence.
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    with pytest.raises(Cancelled):
+        jobs.run_video(_stub_cache(_SlowStub()), clip, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None,
+                       Limits(max_job_seconds=0.5), store, cancel=cancel)
 
 
 def test_live_session_realtime_and_model_switch(shared_models):

@@ -18,11 +18,13 @@ from segmentation.draw import MODES
 from segmentation.errors import InputError, ModelError
 from segmentation.pipeline import SPEEDS
 from segmentation.temporal import check_speed
+from segmentation.video import VideoInfo
 
 from .limits import Limits
 
 __all__ = ["MODES", "SPEEDS", "check_alpha", "check_mode", "check_model_id", "check_speed", "check_upload",
-           "class_filter", "class_names", "model_choices", "safe_stem", "selectable_models"]
+           "check_video_budget", "class_filter", "class_names", "header_frames", "model_choices", "safe_stem",
+           "selectable_models"]
 
 UNSELECTABLE_FORMATS = (HUB, SAVED_MODEL)
 
@@ -99,6 +101,30 @@ def check_upload(path: str | os.PathLike | None, limits: Limits) -> Path:
     if size == 0:
         raise InputError(f"{p.name} is empty (0 bytes).")
     return p
+
+
+def header_frames(info: VideoInfo) -> int:
+    """The frame count a video's header states (or its duration x rate implies); 0 when it says neither."""
+    return info.frames or round(info.duration * float(info.fps))
+
+
+def _number(x: float) -> str:
+    return f"{x:,.2f}".rstrip("0").rstrip(".")
+
+
+def check_video_budget(info: VideoInfo, limits: Limits) -> None:
+    """Refuse, from the header alone, a video over the frame-rate or frame-count limit.
+
+    Headers can lie or say nothing (variable rates, raw streams, files still being written), so
+    ``pipeline.segment_video`` holds the frame and duration limits again while decoding (and the
+    pixel limit, from the first decoded frame)."""
+    fps = float(info.fps)
+    if fps > limits.max_fps:
+        raise InputError(f"The video runs at {_number(fps)} frames per second; the limit is {_number(limits.max_fps)}.")
+    frames = header_frames(info)
+    if frames > limits.max_frames:
+        raise InputError(f"The video has {frames:,} frames; the limit is {limits.max_frames:,} frames "
+                         f"({limits.max_frames / 30:.3g} s at 30 frames per second).")
 
 
 def safe_stem(name: str, default: str = "result") -> str:

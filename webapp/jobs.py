@@ -1,7 +1,8 @@
 """The app's jobs: one photo or one video in, a result file, its legend and typed stats out.
 
 * ``SegmenterCache``: one ``Segmenter`` per model id, loaded once, thread-safe.
-* ``TempStore``: the app's own folder for job outputs, swept by age in a background thread.
+* ``TempStore``: the app's own folder for job outputs, within a disk budget (oldest results go
+  first; a result that cannot fit is refused before it is written) and swept by age.
 * ``run_photo`` / ``run_video``: one job each, on top of ``pipeline.segment_image`` /
   ``pipeline.segment_video``, within the server's ``Limits``; they return a ``PhotoOutcome`` /
   ``VideoOutcome`` whose ``stats`` (``PhotoStats`` / ``VideoStats``) the page shows and the API
@@ -30,10 +31,11 @@ from segmentation import draw, video
 from segmentation.draw import DrawOptions, LegendItem
 from segmentation.errors import InputError
 from segmentation.images import as_rgb_array, displayed_size, fit_pixels, load_image
-from segmentation.pipeline import VideoOptions, segment_image, segment_video, sniff_kind
+from segmentation.pipeline import Cancelled, VideoOptions, segment_image, segment_video, sniff_kind
 from segmentation.segmenter import Segmenter, SegmenterOptions
 
-from .checks import check_alpha, check_mode, check_model_id, check_speed, check_upload, class_filter, safe_stem
+from .checks import (check_alpha, check_mode, check_model_id, check_speed, check_upload, check_video_budget,
+                     class_filter, header_frames, safe_stem)
 from .limits import Limits
 
 log = logging.getLogger(__name__)
@@ -74,31 +76,134 @@ class SegmenterCache:
 
 
 # -- temporary outputs ---------------------------------------------------------------------
-class TempStore:
-    """The app's own folder for job outputs; job folders older than ``max_age`` s are swept."""
+def _mb(nbytes: float) -> str:
+    """Megabytes for a sentence: 2,048 / 1.5 / 0.25."""
+    mb = nbytes / 2**20
+    return f"{mb:,.0f}" if mb >= 100 else f"{mb:.1f}" if mb >= 1 else f"{mb:.2f}"
 
-    def __init__(self, root: str | Path | None = None, max_age: float = 3600.0):
+
+class TempStore:
+    """The app's own folder for job outputs, within an age and a disk budget.
+
+    Each job gets a folder with a reservation of the bytes it may write (``new_job``); a job that
+    would not fit even after the oldest finished results are removed is refused with a sentence
+    (``InputError``) before it writes anything. A running job may ``grow`` its reservation (the
+    same eviction, or False when it cannot), and ``finish``/``discard`` end it. Finished job folders
+    older than ``max_age`` seconds are swept in a background thread. ``max_bytes`` None: no budget.
+    """
+
+    def __init__(self, root: str | Path | None = None, max_age: float = 3600.0, max_bytes: int | None = None):
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="segmentation-app-"))
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_age = max_age
+        self.max_bytes = max_bytes
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._open: dict[Path, int] = {}  # folders of running jobs -> bytes reserved
 
-    def new_job(self) -> Path:
-        d = self.root / f"{int(time.time())}-{uuid.uuid4().hex[:10]}"
-        d.mkdir(parents=True)
+    def new_job(self, reserve: int = 0) -> Path:
+        """A new job folder holding ``reserve`` bytes of the budget; InputError when it cannot fit."""
+        with self._lock:
+            self._make_room(reserve)
+            d = self.root / f"{int(time.time())}-{uuid.uuid4().hex[:10]}"
+            d.mkdir(parents=True)
+            self._open[d] = reserve
         return d
 
-    def sweep(self, now: float | None = None) -> int:
-        """Remove job folders last modified more than ``max_age`` seconds ago; return how many."""
-        now = time.time() if now is None else now
-        removed = 0
+    def grow(self, job: Path, written: int) -> bool:
+        """Keep ``written`` bytes of ``job`` within its reservation: past it, reserve a quarter more
+        than written, removing the oldest results if need be; False when even that is not enough."""
+        with self._lock:
+            held = self._open.get(job)
+            if held is None:
+                return False
+            if written > held:
+                wanted = written + written // 4
+                try:
+                    self._make_room(wanted - held)
+                except InputError:
+                    return False
+                self._open[job] = wanted
+            return True
+
+    def finish(self, job: Path) -> None:
+        """The job is done: its folder now counts by what it holds, not by its reservation."""
+        with self._lock:
+            self._open.pop(job, None)
+
+    def discard(self, job: Path) -> None:
+        """The job failed or was cancelled: its folder and reservation go."""
+        with self._lock:
+            self._open.pop(job, None)
+            shutil.rmtree(job, ignore_errors=True)
+
+    @staticmethod
+    def folder_bytes(job: Path) -> int:
+        """Bytes in a job folder (a half-written ``.part`` file included)."""
+        total = 0
+        try:
+            for f in job.iterdir():
+                try:
+                    total += f.stat().st_size
+                except OSError:
+                    continue
+        except OSError:
+            pass
+        return total
+
+    def used_bytes(self) -> int:
+        """Finished results on disk plus what running jobs have reserved (or written, if more)."""
+        with self._lock:
+            return sum(size for _, _, size in self._finished()) + sum(
+                max(held, self.folder_bytes(d)) for d, held in self._open.items())
+
+    def _finished(self) -> list[tuple[float, Path, int]]:
+        """(mtime, folder, bytes) of finished job folders, oldest first."""
+        out = []
         for d in self.root.iterdir():
+            if d in self._open:
+                continue
             try:
-                if d.is_dir() and now - d.stat().st_mtime > self.max_age:
-                    shutil.rmtree(d, ignore_errors=True)
-                    removed += 1
+                if d.is_dir():
+                    out.append((d.stat().st_mtime, d, self.folder_bytes(d)))
             except OSError:
                 continue
+        return sorted(out)
+
+    def _make_room(self, extra: int) -> None:
+        """Under the lock: make ``extra`` more bytes fit, oldest results first, or say why not."""
+        free = shutil.disk_usage(self.root).free
+        if 2 * extra > free:  # the result, and Gradio's copy of it in its cache
+            raise InputError(f"The result would take up to about {_mb(extra)} MB and the server's disk has "
+                             f"{_mb(free)} MB free; try a shorter or smaller file.")
+        if self.max_bytes is None:
+            return
+        held = sum(self._open.values())
+        if held + extra > self.max_bytes:
+            if extra > self.max_bytes:
+                raise InputError(f"The result would take up to about {_mb(extra)} MB; the server keeps at most "
+                                 f"{_mb(self.max_bytes)} MB of results. Try a shorter or smaller file.")
+            raise InputError(f"The result would take up to about {_mb(extra)} MB and jobs running now hold "
+                             f"{_mb(held)} of the {_mb(self.max_bytes)} MB the server keeps for results; "
+                             "try again in a few minutes, or with a shorter or smaller file.")
+        finished = self._finished()
+        used = held + sum(size for _, _, size in finished)
+        for _, d, size in finished:
+            if used + extra <= self.max_bytes:
+                break
+            shutil.rmtree(d, ignore_errors=True)
+            used -= size
+            log.info("Removed %s (%s MB) to keep results within %s MB", d.name, _mb(size), _mb(self.max_bytes))
+
+    def sweep(self, now: float | None = None) -> int:
+        """Remove finished job folders last modified more than ``max_age`` seconds ago; return how many."""
+        now = time.time() if now is None else now
+        removed = 0
+        with self._lock:
+            for mtime, d, _ in self._finished():
+                if now - mtime > self.max_age:
+                    shutil.rmtree(d, ignore_errors=True)
+                    removed += 1
         return removed
 
     def start_sweeper(self, interval: float | None = None) -> threading.Thread:
@@ -188,6 +293,33 @@ def _fps(x) -> float:
     return round(float(x), 3)
 
 
+# -- disk estimates ----------------------------------------------------------------------------
+# What a result may take on disk, reserved before it is written. Videos are H.264 yuv420p at CRF 23,
+# preset superfast (accurate) / ultrafast (realtime). Measured on this machine: camera clips take
+# 0.06-0.19 bits per pixel (the shared clips at 640x360-768x432, overlay, mask and side-by-side)
+# and a 720p clip 0.07-0.08; tiny frames cost ~380 bytes each whatever they show (slice headers,
+# the container's index: 1.0 bit per pixel at 64x48). Pure noise, the worst anyone can send,
+# reaches 2.4-3.3 bits per pixel (4.6 at 64x48). The estimate is 0.5 bits per pixel, 2.6x the most
+# a camera clip needed, plus 400 bytes per frame and the audio at up to 512 kbit/s (AAC is
+# re-encoded at ~128-192; copied tracks are rarely above 320). A result that outgrows it anyway
+# (noise) is measured while it is written (``_DiskWatch``) and stopped if the budget cannot hold it.
+VIDEO_BITS_PER_PIXEL = 0.5
+VIDEO_BYTES_PER_FRAME = 400
+AUDIO_BITS_PER_SECOND = 512_000
+# A PNG at compress level 1 is at most its raw RGB bytes plus a little (row filters, chunks).
+PNG_OVERHEAD_BYTES = 64 * 1024
+
+
+def estimate_video_bytes(pixels_per_frame: float, frames: int, seconds: float, audio: bool) -> int:
+    """Upper estimate of an encoded result's size (see the measurements above)."""
+    video_bytes = frames * (pixels_per_frame * VIDEO_BITS_PER_PIXEL / 8 + VIDEO_BYTES_PER_FRAME)
+    return int(video_bytes + (seconds * AUDIO_BITS_PER_SECOND / 8 if audio else 0))
+
+
+def estimate_photo_bytes(width: int, height: int) -> int:
+    return width * height * 3 + PNG_OVERHEAD_BYTES
+
+
 # -- jobs ------------------------------------------------------------------------------------
 def run_photo(segmenters: SegmenterCache, source: str | os.PathLike | np.ndarray, model_id: str, mode: str,
               alpha: float, classes: Sequence[str] | str | None, limits: Limits, store: TempStore,
@@ -217,13 +349,14 @@ def run_photo(segmenters: SegmenterCache, source: str | os.PathLike | np.ndarray
     shown_mode = "overlay" if mode == "side-by-side" else mode
     res = segment_image(seg, rgb, DrawOptions(mode=shown_mode, alpha=alpha, classes=ids))
     picture = draw.side_by_side(res.original, res.rendered) if mode == "side-by-side" else res.rendered
-    job = store.new_job()
+    job = store.new_job(estimate_photo_bytes(picture.shape[1], picture.shape[0]))
     out = job / f"{stem}_segmented.png"
     try:
         Image.fromarray(picture).save(out, compress_level=1)
     except BaseException:  # disk full, ...: no half-written PNG stays behind
-        shutil.rmtree(job, ignore_errors=True)
+        store.discard(job)
         raise
+    store.finish(job)
     h, w = res.original.shape[:2]
     stats = PhotoStats(width=w, height=h, output_width=picture.shape[1], output_height=picture.shape[0],
                        seconds=round(res.seconds, 4), model=seg.entry.id, mode=mode, downscaled_from=downscaled)
@@ -245,37 +378,77 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
               trim: bool = False, temporal: bool = True) -> VideoOutcome:
     """Segment one video into an H.264 MP4 within the limits (see ``pipeline.segment_video``).
 
-    A video longer than ``limits.max_seconds`` is refused, or with ``trim``
-    (the app's own examples, one of which is longer than the default limit)
-    cut to its first ``max_seconds``.
+    A video over the duration, frame-rate or frame-count limit is refused before anything runs
+    (from its header; the frame and duration limits hold again while decoding), or with ``trim``
+    (the app's own examples, one of which is longer than the default limit) cut to its first
+    ``max_seconds`` / ``max_frames``. The result's disk is reserved in ``store`` before encoding.
+    Past ``limits.max_job_seconds``, or when its result outgrows the store's budget, the job is
+    stopped through ``cancel`` and its files removed (``InputError`` saying which).
     """
+    stop = _Stop(cancel or threading.Event())
+    timer = threading.Timer(limits.max_job_seconds, stop, ("time",))
+    timer.daemon = True
+    timer.start()
+    try:
+        return _run_video(segmenters, source, model_id, mode, alpha, speed, classes, limits, store, progress,
+                          stop, trim, temporal)
+    except Cancelled:
+        if stop.reason == "time":
+            raise InputError(f"The job took longer than the limit of {limits.max_job_seconds:g} s and was "
+                             "stopped; nothing was kept. Try a shorter or smaller clip, or the realtime speed."
+                             ) from None
+        if stop.reason == "disk":
+            raise InputError(f"The result outgrew the {_mb(store.max_bytes or 0)} MB the server keeps for results "
+                             "and was stopped; nothing was kept. Try a shorter or smaller clip.") from None
+        raise
+    finally:
+        timer.cancel()
+
+
+def _run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: str, mode: str, alpha: float,
+               speed: str, classes: Sequence[str] | str | None, limits: Limits, store: TempStore,
+               progress: Callable[[int, int], None] | None, stop: "_Stop", trim: bool,
+               temporal: bool) -> VideoOutcome:
     mode, alpha, speed = check_mode(mode), check_alpha(alpha), check_speed(speed)
     check_model_id(model_id)
     path = check_upload(source, limits)
     if sniff_kind(path) != "video":
         raise InputError(f"{path.name} is a photo, not a video: use the photo endpoint (segment_image).")
-    seg = segmenters.get(model_id)
-    ids = class_filter(classes, seg.labels)
+    info = video.probe(path)
+    fps = float(info.fps)
     max_duration: float | None = limits.max_seconds
+    frame_limit: int | None = limits.max_frames
     max_frames = None
     trimmed = None
-    if trim:
-        info = video.probe(path)
-        if info.duration > limits.max_seconds:
-            max_duration = None
-            max_frames = max(1, int(limits.max_seconds * float(info.fps)))
-            trimmed = limits.max_seconds
-    job = store.new_job()
+    if not trim:
+        check_video_budget(info, limits)
+    elif info.duration > limits.max_seconds or header_frames(info) > limits.max_frames:
+        max_duration, frame_limit = None, None
+        max_frames = max(1, min(limits.max_frames, int(limits.max_seconds * fps)))
+        trimmed = round(min(limits.max_seconds, max_frames / fps), 3)
+    seg = segmenters.get(model_id)
+    ids = class_filter(classes, seg.labels)
+    # What the result may hold: the frames the header states (or, when it says nothing, as many as
+    # the limits allow), at no more than the pixel limit (a larger video is refused on its first frame).
+    cap = max_frames or min(limits.max_frames, max(1, round(limits.max_seconds * fps)))
+    frames = min(header_frames(info) or cap, cap)
+    scale = min(1.0, limits.max_pixels / max(1, info.width * info.height))
+    out_w, out_h = draw.output_size(info.width, info.height, mode)
+    job = store.new_job(estimate_video_bytes(out_w * out_h * scale, frames, frames / fps, info.has_audio))
     out = job / f"{safe_stem(path.name)}_segmented.mp4"
     options = VideoOptions(draw=DrawOptions(mode=mode, alpha=alpha, classes=ids), speed=speed,
                            temporal=bool(temporal), max_frames=max_frames)
     try:
-        r = segment_video(seg, path, out, options, progress=progress, cancel=cancel,
-                          max_duration=max_duration, max_pixels=limits.max_pixels)
+        r = segment_video(seg, path, out, options, progress=_DiskWatch(store, job, stop, progress),
+                          cancel=stop.event, max_duration=max_duration, max_pixels=limits.max_pixels,
+                          frame_limit=frame_limit)
+        if not store.grow(job, store.folder_bytes(job)):  # grown past the budget since the watch looked
+            stop("disk")
+            raise Cancelled("The result does not fit.")
     except BaseException:
-        shutil.rmtree(job, ignore_errors=True)
+        store.discard(job)
         raise
-    out_w, out_h = draw.output_size(r.info.width, r.info.height, mode)
+    store.finish(job)
     stats = VideoStats(frames=r.frames, width=r.info.width, height=r.info.height, output_width=out_w,
                        output_height=out_h, source_fps=_fps(r.info.fps), output_fps=_fps(r.output_fps),
                        processing_fps=round(r.processing_fps, 2), realtime_factor=round(r.realtime_factor, 3),
@@ -283,6 +456,42 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
                        temporal=r.temporal, mode=mode, duration=round(r.info.duration, 3),
                        trimmed_to_seconds=trimmed)
     return VideoOutcome(path, r.output, r.legend, stats)
+
+
+class _Stop:
+    """A job's cancel event, and why the job itself set it ("time", "disk"); None when someone
+    else did (Stop, a client gone)."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+        self.reason: str | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, reason: str) -> None:
+        with self._lock:
+            if not self.event.is_set():
+                self.reason = reason
+                self.event.set()
+
+
+class _DiskWatch:
+    """A pipeline progress callback that keeps the job's result within its disk reservation:
+    every ``interval`` s it measures the job folder and, past the reservation, grows it by a
+    quarter (oldest results go) or stops the job ("disk") when the budget cannot hold it."""
+
+    def __init__(self, store: TempStore, job: Path, stop: _Stop, progress: Callable[[int, int], None] | None,
+                 interval: float = 0.5):
+        self.store, self.job, self.stop, self.progress, self.interval = store, job, stop, progress, interval
+        self._last = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            if not self.store.grow(self.job, self.store.folder_bytes(self.job)):
+                self.stop("disk")
+        if self.progress is not None:
+            self.progress(done, total)
 
 
 class FrameRate:
