@@ -32,24 +32,25 @@ import gradio as gr
 
 from segmentation import DEFAULT_MODEL_ID
 from segmentation.draw import MODES
+from segmentation.effects import EffectOptions
 from segmentation.errors import SegmentationError
 from segmentation.pipeline import SPEEDS
 from webapp import examples as example_files
 from webapp.checks import class_names, model_choices
 from webapp.context import AppContext, setup_logging
-from webapp.gradio_compat import compute_example, pass_upload_path
+from webapp.gradio_compat import accept_missing_inputs, compute_example, pass_upload_path
 from webapp.handlers import Handlers
 from webapp.live import LIVE_INTERVAL
-from webapp.views import LEGEND_CSS
+from webapp.views import PAGE_CSS
 
 log = logging.getLogger("app")
 
 HEAVY = "heavy"  # concurrency group of photo/video jobs (UI and API share it)
 
 INTRO = """# Real-time semantic segmentation
-Drop a **video** or a **photo** (or use your webcam): every pixel is labelled with a class.
-Videos come back as H.264 MP4 at their own frame rate with their audio.
-*realtime* runs the model on keyframes and carries the classes along with optical flow in between;
+Drop a **video** or a **photo** (or use your webcam): every pixel is labelled with a class. Show the classes
+over the picture or as a mask, or keep the people and blur, replace or remove the background. Videos keep
+their frame rate and audio; *realtime* runs the model on keyframes and follows the motion between them,
 *accurate* runs it on every frame."""
 
 
@@ -64,24 +65,32 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
     with gr.Blocks(title="Real-time semantic segmentation", delete_cache=(max(60, limits.tmp_max_age // 4),
                                                                         limits.tmp_max_age)) as app:
         gr.Markdown(INTRO)
-        with gr.Row():
-            with gr.Column(scale=1, min_width=260):
-                model = gr.Dropdown(model_choices(), value=DEFAULT_MODEL_ID, label="Model", elem_id="model")
-                mode = gr.Radio(list(MODES), value="overlay", label="Output", elem_id="mode")
-                alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity", elem_id="alpha")
-                speed = gr.Radio(list(SPEEDS), value="accurate", label="Speed (video and live)",
-                                 info="realtime: model on keyframes + optical flow", elem_id="speed")
-                temporal = gr.Checkbox(True, label="Temporal smoothing (video and live)",
-                                       info="blend each frame with the previous ones along the motion: "
-                                            "no flicker; off = every frame on its own", elem_id="temporal")
-                classes = gr.Dropdown(class_names(DEFAULT_MODEL_ID), value=[], multiselect=True,
-                                      label="Show only these classes", info="empty = all classes",
-                                      elem_id="classes")
-                gr.Markdown(f"Limits: {limits.max_upload_mb:g} MB per file, videos up to "
-                            f"{limits.max_seconds:g} s, {limits.max_frames:,} frames, {limits.max_fps:g} frames/s "
-                            f"and {limits.max_pixels:,} pixels per frame; one job running and one waiting "
-                            "per visitor.")
-            with gr.Column(scale=3):
+        # The settings, placed in their column below (after the results, see there).
+        model = gr.Dropdown(model_choices(), value=DEFAULT_MODEL_ID, label="Model", elem_id="model", render=False)
+        mode = gr.Radio(list(MODES), value="overlay", label="Output", elem_id="mode", render=False)
+        alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Overlay opacity", elem_id="alpha", render=False)
+        effect = EffectOptions()
+        blur = gr.Slider(1, 60, value=effect.blur, step=1, label="Blur strength (px)", visible=False,
+                         info="Gaussian sigma in the picture's pixels; 15 suits 720p", elem_id="blur", render=False)
+        colour = gr.ColorPicker(value=str(effect.background), label="Background colour", visible=False,
+                                info="when no background image is given", elem_id="background-colour", render=False)
+        background_image = gr.Image(sources=["upload"], type="filepath", label="Background image (optional)",
+                                    visible=False, height=160, elem_id="background-image", render=False)
+        feather = gr.Slider(0, 20, value=effect.feather, step=0.5, label="Edge feather (px)", visible=False,
+                            info="soft edge around the kept classes; 0 = hard edge", elem_id="feather", render=False)
+        speed = gr.Radio(list(SPEEDS), value="accurate", label="Speed (video and live)",
+                         info="realtime: model on keyframes + optical flow", elem_id="speed", render=False)
+        temporal = gr.Checkbox(True, label="Temporal smoothing (video and live)",
+                               info="blend each frame with the previous ones along the motion: "
+                                    "no flicker; off = every frame on its own", elem_id="temporal", render=False)
+        classes = gr.Dropdown(class_names(DEFAULT_MODEL_ID), value=[], multiselect=True,
+                              label="Show only these classes", info="empty = all classes",
+                              elem_id="classes", render=False)
+        settings = [model, mode, alpha, blur, colour, background_image, feather, speed, temporal, classes]
+        with gr.Row(equal_height=False):
+            # The drop zone and results first, the settings after them: on the right on a desktop,
+            # below on a phone (a narrow screen stacks the columns in this order).
+            with gr.Column(scale=3, min_width=320):
                 with gr.Tabs():
                     with gr.Tab("Video or photo", id="files"):
                         source = gr.State("upload")
@@ -103,14 +112,15 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                             original_video = gr.Video(label="Original", visible=False, elem_id="original-video")
                             result_video = gr.Video(label="Segmented", visible=False, elem_id="result-video")
                         legend = gr.HTML(label="Classes present", elem_id="legend")
+                        timeline = gr.LinePlot(x="time", y="share", color="class", x_title="time (s)",
+                                               y_title="share of the frame (%)", colors_in_legend=[],  # the
+                                               label="Classes over time (colours as in the legend)",  # HTML one
+                                               visible=False, elem_id="timeline")
                         stats = gr.Markdown(elem_id="stats")
-                        download = gr.File(label="Download the result", interactive=False, height=110,
-                                           elem_id="download")
-                        outputs = [slider, original_video, result_video, legend, stats, download]
-                        job = run_btn.click(on.run, [upload, webcam_photo, source, model, mode, alpha, speed,
-                                                     classes, temporal],
-                                            outputs, **heavy, api_visibility="undocumented", api_name="run")
-                        stop_btn.click(None, None, None, cancels=[job], api_visibility="private")
+                        download = gr.File(label="Download: the result, and its labels (.zip: an 8-bit PNG of "
+                                                 "class ids per frame + labels.json; .json: COCO)",
+                                           file_count="multiple", interactive=False, visible=False, elem_id="download")
+                        outputs = [slider, original_video, result_video, legend, timeline, stats, download]
                         if examples:
                             tables.append(gr.Examples(
                                 [[str(p), ex.model, ex.mode, ex.alpha, ex.speed] for ex, p in examples],
@@ -124,17 +134,32 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                         with gr.Row():
                             cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam",
                                            elem_id="live-input")
-                            live_out = gr.Image(label="Segmented live", format="jpeg", elem_id="live-output")
+                            # an inline JPEG per frame (views.live_image_html)
+                            live_out = gr.HTML(label="Segmented live", elem_id="live-output")
                         live_stats = gr.Markdown("Start the webcam to segment it live.", elem_id="live-stats")
                         session = gr.State(None)
-                        cam.stream(on.live, [cam, model, mode, alpha, speed, classes, temporal, session],
-                                   [live_out, live_stats, session], stream_every=LIVE_INTERVAL,
-                                   time_limit=limits.live_seconds, concurrency_id="live",
-                                   concurrency_limit=limits.live_concurrency, api_visibility="undocumented",
-                                   api_name="live", show_progress="hidden")
+            with gr.Column(scale=1, min_width=260, elem_id="settings"):
+                for component in settings:
+                    component.render()
+                gr.Markdown(f"Limits: {limits.max_upload_mb:g} MB per file, videos up to "
+                            f"{limits.max_seconds:g} s, {limits.max_frames:,} frames, {limits.max_fps:g} frames/s "
+                            f"and {limits.max_pixels:,} pixels per frame; one job running and one waiting "
+                            "per visitor.")
+        look = [blur, colour, background_image, feather]
+        # One progress display: on the result that is shown (the photo slider or the result video).
+        job = run_btn.click(on.run, [upload, webcam_photo, source, model, mode, alpha, speed, classes, temporal, *look],
+                            outputs, **heavy, show_progress_on=[slider, result_video], api_visibility="undocumented",
+                            api_name="run")
+        stop_btn.click(None, None, None, cancels=[job], api_visibility="private")
+        cam.stream(on.live, [cam, model, mode, alpha, speed, classes, temporal, *look, session],
+                   [live_out, live_stats, session], stream_every=LIVE_INTERVAL, time_limit=limits.live_seconds,
+                   concurrency_id="live", concurrency_limit=limits.live_concurrency, api_visibility="undocumented",
+                   api_name="live", show_progress="hidden")
         model.change(on.model_changed, model, classes, queue=False, api_visibility="private")
+        mode.change(on.mode_changed, mode, [alpha, *look, classes], queue=False, api_visibility="private")
 
-        # API-only endpoints (gradio_client): /segment_image and /segment_video.
+        # API-only endpoints (gradio_client): /segment_image and /segment_video. The effect settings are
+        # trailing inputs with defaults: a client sending only the earlier ones still works.
         with gr.Column(visible=False):
             a_file = pass_upload_path(gr.File(label="file"))
             a_model = gr.Textbox(DEFAULT_MODEL_ID, label="model")
@@ -143,16 +168,22 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
             a_speed = gr.Textbox("accurate", label="speed")
             a_classes = gr.JSON([], label="classes")  # list of class names (or one comma-separated string)
             a_temporal = gr.Checkbox(True, label="temporal")
+            a_look = [gr.Number(effect.blur, label="blur"), gr.Textbox(str(effect.background), label="background"),
+                      pass_upload_path(gr.File(label="background_image", file_types=["image"])),
+                      gr.Number(effect.feather, label="feather")]
             a_image = gr.Image(type="filepath", format="png", label="result image")
             a_video = gr.Video(label="result video")
             a_legend = gr.JSON(label="legend")
             a_stats = gr.JSON(label="stats")
             a_img_btn = gr.Button("segment_image")
             a_vid_btn = gr.Button("segment_video")
-        a_img_btn.click(on.api_segment_image, [a_file, a_model, a_mode, a_alpha, a_classes],
+        a_img_btn.click(on.api_segment_image, [a_file, a_model, a_mode, a_alpha, a_classes, *a_look],
                         [a_image, a_legend, a_stats], api_name="segment_image", **heavy)
-        a_vid_btn.click(on.api_segment_video, [a_file, a_model, a_mode, a_alpha, a_speed, a_classes, a_temporal],
-                        [a_video, a_legend, a_stats], api_name="segment_video", **heavy)
+        a_vid_btn.click(on.api_segment_video, [a_file, a_model, a_mode, a_alpha, a_speed, a_classes, a_temporal,
+                                               *a_look], [a_video, a_legend, a_stats], api_name="segment_video",
+                        **heavy)
+    # A client sending only the inputs these had before the effects (the page's "run" included) still works.
+    accept_missing_inputs(app, {"run": 9, "segment_image": 5, "segment_video": 6})
     app.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     return app, tables
 
@@ -189,7 +220,7 @@ def main() -> None:
     demo, tables = build_app(context, example_files.ensure_examples())
     context.store.start_sweeper()
     limits = context.limits
-    demo.launch(max_file_size=limits.max_upload_bytes, css=LEGEND_CSS, prevent_thread_lock=True,
+    demo.launch(max_file_size=limits.max_upload_bytes, css=PAGE_CSS, prevent_thread_lock=True,
                 allowed_paths=[str(example_files.EXAMPLES_DIR)],
                 # Gradio's running events: every admitted photo/video handler, the live streams, the rest
                 max_threads=max(40, limits.concurrency + limits.queue_size + limits.live_concurrency + 8))

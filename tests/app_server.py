@@ -147,8 +147,9 @@ _CACHE_DIR = re.compile(r"[0-9a-f]{64}")
 
 def temp_leftovers(root: Path) -> list[str]:
     """Everything under the app's TMPDIR ``root`` that is neither a finished result nor Gradio's
-    cache: a job folder must hold exactly one ``*_segmented.png|mp4`` and nothing hidden (no
-    ``.part``); Gradio's cache only hash-named folders of uploads and results."""
+    cache: a job folder must hold exactly one ``NAME_segmented.png|mp4|webm``, with the page's runs
+    its ``NAME_labels.zip`` and ``NAME_labels.json``, and nothing hidden (no ``.part``); Gradio's
+    cache only hash-named folders of uploads and results."""
     bad = []
     for p in sorted(root.iterdir()):
         if p.name == "gradio" and p.is_dir():
@@ -162,11 +163,21 @@ def temp_leftovers(root: Path) -> list[str]:
         elif p.name.startswith("segmentation-app-") and p.is_dir():
             for job in sorted(p.iterdir()):
                 files = sorted(f.name for f in job.iterdir()) if job.is_dir() else None
-                if files is None or len(files) != 1 or not re.fullmatch(r"[^.].*_segmented\.(png|mp4)", files[0]):
+                if files is None or not _one_result(files):
                     bad.append(f"{job}: {files}")
         else:
             bad.append(str(p))
     return bad
+
+
+def _one_result(files: list[str]) -> bool:
+    """One result, alone or with both its label files (names as ``webapp.jobs`` makes them)."""
+    results = [m for f in files if (m := re.fullmatch(r"([^.].*)_segmented\.(png|mp4|webm)", f))]
+    if len(results) != 1:
+        return False
+    stem = results[0].group(1)
+    return sorted(files) in ([results[0].group(0)], sorted([results[0].group(0), f"{stem}_labels.zip",
+                                                            f"{stem}_labels.json"]))
 
 
 @contextmanager

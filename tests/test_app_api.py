@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import httpx
+import numpy as np
 import pytest
 from app_server import start_app, stop_app
 from gradio_client import Client, handle_file
@@ -106,6 +107,57 @@ def test_segment_video_temporal_switch(client, tmp_path):
         _, _, stats = client.predict(handle_file(str(src)), "autoseg-edgetpu-xs", "overlay", 0.5, "accurate", [],
                                      temporal, api_name="/segment_video")
         assert stats["temporal"] is temporal and stats["frames"] == 6 and stats["model_runs"] == 6
+
+
+def test_segment_image_background_effects(client, shared_images, tmp_path):
+    """The effect settings are trailing inputs: (blur, background colour, background image, feather)."""
+    bird = shared_images / "bird.bmp"
+    out, legend, stats = client.predict(handle_file(str(bird)), "deeplabv3-pascal", "remove-background", 0.5,
+                                        ["bird"], api_name="/segment_image")
+    with Image.open(out) as im:
+        assert im.mode == "RGBA" and im.size == (512, 343)
+        alpha = np.asarray(im)[..., 3]
+    share = legend[0]["share"]
+    assert [it["name"] for it in legend] == ["bird"] and stats["mode"] == "remove-background"
+    # opaque: the bird less its feathered edge; transparent: all the rest less that edge
+    assert (alpha == 255).mean() < share < (alpha > 0).mean() < share + 0.1
+    # a colour, positionally, with a hard edge: everything but the bird is that colour exactly
+    out, _, _ = client.predict(handle_file(str(bird)), "deeplabv3-pascal", "replace-background", 0.5, ["bird"], 15,
+                               "#ff0000", None, 0, api_name="/segment_image")
+    with Image.open(out) as im:
+        red = (np.asarray(im) == (255, 0, 0)).all(axis=2).mean()
+    assert red == pytest.approx(1 - share, abs=0.01), red
+    # an uploaded image, by name
+    blue = tmp_path / "blue.png"
+    Image.new("RGB", (64, 48), (0, 0, 255)).save(blue)
+    out, _, _ = client.predict(handle_file(str(bird)), "deeplabv3-pascal", "replace-background", 0.5, ["bird"],
+                               background_image=handle_file(str(blue)), feather=0, api_name="/segment_image")
+    with Image.open(out) as im:
+        assert (np.asarray(im) == (0, 0, 255)).all(axis=2).mean() == pytest.approx(1 - share, abs=0.01)
+
+
+@pytest.mark.parametrize("kwargs,expected", [
+    ({"background": "/etc/passwd"}, "Unknown background colour '/etc/passwd'"),  # never read as a file
+    ({"background": "../examples/bird.bmp"}, "Unknown background colour"),
+    ({"blur": 500}, "The blur must be between 0 and 200 pixels"),
+    ({"feather": -1}, "The feather must be between 0 and 50 pixels"),
+])
+def test_bad_effect_settings_are_refused(client, shared_images, kwargs, expected):
+    with pytest.raises(Exception) as e:
+        client.predict(handle_file(str(shared_images / "bird.bmp")), "deeplabv3-pascal", "replace-background", 0.5,
+                       [], **kwargs, api_name="/segment_image")
+    assert expected in _error_text(e), _error_text(e)
+
+
+def test_segment_video_remove_background_is_a_webm_with_alpha(client, tmp_path):
+    src = make_clip(tmp_path / "clip.mp4", size=(96, 64), frames=5)
+    out, _, stats = client.predict(handle_file(str(src)), "autoseg-edgetpu-xs", "remove-background", 0.5,
+                                   "accurate", [], True, 20, "#000000", None, 2, api_name="/segment_video")
+    path = Path(out["video"] if isinstance(out, dict) else out)
+    assert path.suffix == ".webm" and stats["frames"] == 5 and stats["mode"] == "remove-background"
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        assert v.codec_context.name == "vp9" and (v.width, v.height) == (96, 64)
 
 
 def test_server_never_imported_tensorflow(server):

@@ -18,7 +18,8 @@ from gradio.helpers import Examples
 from gradio.utils import NamedString
 
 from webapp import gradio_compat
-from webapp.gradio_compat import EventRef, client_gone, compute_example, current_event, pass_upload_path, running_job
+from webapp.gradio_compat import (EventRef, accept_missing_inputs, client_gone, compute_example, current_event,
+                                  pass_upload_path, running_job)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,6 +136,40 @@ def test_a_gone_client_is_seen(monkeypatch):
 
     assert client_gone(EventRef(Blocks(), "e1")) is True
     assert client_gone(EventRef(Blocks(), "e2")) is False
+
+
+# -- optional trailing inputs ----------------------------------------------------------------------
+def test_raw_calls_may_leave_out_the_trailing_inputs():
+    """Gradio itself refuses a raw call with fewer values than inputs; patched, the missing trailing
+    ones get their components' initial values, for the named endpoints and no others."""
+    import httpx
+
+    assert "didn't receive enough input values" in inspect.getsource(gr.Blocks.validate_inputs)
+
+    def join(*parts):
+        return "|".join(str(p) for p in parts)
+
+    with gr.Blocks() as demo:
+        a, b, c = gr.Textbox(), gr.Number(15), gr.Textbox("#00ff00")
+        out = gr.Textbox()
+        gr.Button().click(join, [a, b, c], out, api_name="grown")
+        gr.Button().click(join, [a, b, c], out, api_name="strict")
+    accept_missing_inputs(demo, {"grown": 1})
+    demo.queue()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+
+    def call(name: str, data: list) -> str:
+        event = httpx.post(f"{demo.local_url}gradio_api/call/{name}", json={"data": data}, timeout=30).json()
+        return httpx.get(f"{demo.local_url}gradio_api/call/{name}/{event['event_id']}", timeout=30).text
+
+    try:
+        assert '["x|15|#00ff00"]' in call("grown", ["x"])
+        assert '["x|2|#00ff00"]' in call("grown", ["x", 2])
+        assert '["x|2|red"]' in call("grown", ["x", 2, "red"])
+        assert "event: error" in call("grown", [])  # fewer than the required ones: Gradio's own refusal
+        assert "event: error" in call("strict", ["x"])
+    finally:
+        demo.close()
 
 
 # -- examples -------------------------------------------------------------------------------------

@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 
 from segmentation import DEFAULT_MODEL_ID, catalog, weights
-from segmentation.draw import LegendItem
+from segmentation.draw import MODES, LegendItem
+from segmentation.exports import Timeline
 from segmentation.errors import InputError, ModelError
 from segmentation.pipeline import Cancelled
 from webapp import admission, checks, jobs, views
 from webapp import examples as ex
+from webapp.handlers import Handlers
 from webapp.limits import Limits, env_flag
 from webapp.live import LiveSession
 
@@ -200,6 +202,82 @@ def test_stats_json_is_the_api_output():
     assert json.loads(json.dumps(video)) == video and json.loads(json.dumps(photo)) == photo
 
 
+def test_timeline_plot_top_classes_downsampled():
+    tl = Timeline()
+    for i in range(1200):  # 2 minutes at 10 fps, 10 classes; class 0 grows
+        hist = np.zeros(256, np.int64)
+        hist[:10] = np.arange(10, 0, -1) * 1000
+        hist[0] += 10 * i
+        hist[9] = 1 if i == 0 else 0  # almost nothing: left out
+        tl.add(i, i / 10, hist)
+    legend = [LegendItem(c, f"c{c}", (c, 0, 0), s) for c, s in
+              enumerate([0.5, 0.1, 0.09, 0.08, 0.07, 0.05, 0.04, 0.03, 0.02, 1e-6])]
+    plot = views.timeline_plot(tl, legend)
+    frame = plot["value"]
+    assert list(frame.columns) == ["time", "share", "class"] and plot["visible"] is True
+    assert list(frame["class"].unique()) == [f"c{c}" for c in range(8)]  # the 8 largest, largest first
+    assert len(frame) == 8 * 500 and frame["time"].is_monotonic_increasing is False  # one run per class
+    times = frame[frame["class"] == "c0"]["time"].to_numpy()
+    assert np.all(np.diff(times) > 0) and times[0] == pytest.approx(0.05) and times[-1] < 120  # bin means
+    share = frame[frame["class"] == "c0"]["share"].to_numpy()
+    assert share[0] < share[-1]  # growing, averaged over runs of 2-3 frames
+    assert plot["color_map"]["c1"] == "#010000" and plot["y_lim"][0] == 0 and plot["y_lim"][1] % 5 == 0
+    assert frame["share"].max() <= plot["y_lim"][1] <= 100
+    short = Timeline()
+    for i in range(3):
+        short.add(i, i * 0.04, np.bincount([1, 1, 2], minlength=256))
+    plot = views.timeline_plot(short, [LegendItem(1, "a", (1, 2, 3), 0.67), LegendItem(2, "b", (4, 5, 6), 0.33)])
+    assert plot["value"]["time"].tolist() == [0.0, 0.04, 0.08] * 2 and plot["y_lim"] == [0, 75]
+    assert views.timeline_plot(Timeline(), [])["visible"] is False
+
+
+def test_transparent_result_is_shown_on_a_checkerboard():
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[:8] = (10, 20, 30, 255)
+    shown = views.on_checkerboard(rgba)
+    assert shown.shape == (16, 16, 3) and (shown[:8] == (10, 20, 30)).all()
+    assert set(np.unique(shown[8:])) == {204, 255}
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    assert views.on_checkerboard(rgb) is rgb
+
+
+def test_settings_follow_the_output_mode():
+    shown = {m: [u.get("visible") for u in Handlers.mode_changed(m)[:5]] for m in MODES}
+    # opacity, blur, colour, background image, feather
+    assert shown == {"overlay": [True, False, False, False, False], "mask": [False] * 5,
+                     "side-by-side": [True, False, False, False, False],
+                     "blur-background": [False, True, False, False, True],
+                     "replace-background": [False, False, True, True, True],
+                     "remove-background": [False, False, False, False, True]}
+    assert "empty = person" in Handlers.mode_changed("blur-background")[5]["info"]
+    assert Handlers.mode_changed("overlay")[5]["info"] == "empty = all classes"
+
+
+def test_background_is_a_colour_or_an_uploaded_photo(tmp_path):
+    from PIL import Image
+
+    assert checks.check_colour("#0f0") == (0, 255, 0) and checks.check_colour("rgb(1, 2, 3)") == (1, 2, 3)
+    assert checks.check_colour("green") == (0, 128, 0) and checks.check_colour("#123456") == (18, 52, 86)
+    photo = tmp_path / "secret.png"
+    Image.new("RGB", (8, 6), (1, 2, 3)).save(photo)
+    for bad in (str(photo), "/etc/passwd", "", None, 3, "#" + "f" * 80):  # a file name is never read
+        with pytest.raises(InputError, match="Unknown background colour"):
+            checks.check_colour(bad)
+    o = checks.effect_options()
+    assert (o.blur, o.color, o.image, o.feather) == (15.0, (0, 255, 0), None, 3.0)
+    o = checks.effect_options(20, "#ff0000", None, 0)
+    assert (o.blur, o.color, o.feather) == (20.0, (255, 0, 0), 0.0)
+    o = checks.effect_options(None, "#ff0000", str(photo), None)  # an uploaded photo wins over the colour
+    assert o.color is None and o.image.shape == (6, 8, 3)
+    clip = make_clip(tmp_path / "c.mp4", frames=2)
+    with pytest.raises(InputError, match="The background image c.mp4 is not a photo"):
+        checks.effect_options(image=str(clip))
+    with pytest.raises(InputError, match="upload limit"):
+        checks.effect_options(image=str(photo), limits=Limits(max_upload_mb=1e-5))
+    with pytest.raises(InputError, match="blur must be between 0 and 200"):
+        checks.effect_options(blur=201)
+
+
 def test_frame_rate_reports_rate():
     seen = []
     fr = jobs.FrameRate(lambda d, t, r: seen.append((d, t, r)))
@@ -248,6 +326,14 @@ def test_temp_store_keeps_results_within_its_budget_oldest_out_first(tmp_path):
     assert not store.grow(running, 90 * kb)
     store.discard(running)
     assert not running.exists() and store.used_bytes() == 0
+
+
+def test_label_estimates_cover_what_was_measured():
+    # bytes per frame of .zip + .json measured on the shared clips (80 frames, default model)
+    for (w, h), measured in {(480, 270): 4799 + 10473, (768, 432): 4307 + 6332}.items():
+        assert jobs.estimate_labels_bytes(w, h, 100) > 2 * 100 * measured
+    assert jobs.estimate_labels_bytes(1280, 720, 3600) < 400 * 2**20  # 2 min of 720p: well inside the budget
+    assert jobs.estimate_labels_bytes(100, 50) > 3 * 100 * 50  # a photo: every pixel its own run
 
 
 def test_disk_estimates_cover_what_was_measured():
@@ -341,6 +427,29 @@ def test_run_photo_modes_and_pixel_limit(shared_images, tmp_path):
         jobs.run_video(cache, bird, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None, Limits(), store)
 
 
+def test_run_photo_effect_and_labels(shared_images, tmp_path):
+    """remove-background: an RGBA PNG; labels: the class map as .zip and COCO .json beside it."""
+    from PIL import Image
+    from test_exports import read_coco, read_zip
+
+    from segmentation.pipeline import segment_image
+
+    cache, store = jobs.SegmenterCache(), jobs.TempStore(tmp_path / "s")
+    bird = shared_images / "bird.bmp"
+    r = jobs.run_photo(cache, bird, "deeplabv3-pascal", "remove-background", 0.5, ["bird"], Limits(), store,
+                       effect=checks.effect_options(feather=0), labels=True)
+    assert [p.name for p in r.downloads] == ["bird_segmented.png", "bird_labels.zip", "bird_labels.json"]
+    assert sorted(f.name for f in r.output.parent.iterdir()) == sorted(p.name for p in r.downloads)
+    expected = segment_image(cache.get("deeplabv3-pascal"), bird).class_map
+    with Image.open(r.output) as im:
+        assert im.mode == "RGBA"
+        assert np.array_equal(np.asarray(im)[..., 3] == 255, expected == 3)  # hard edge: alpha is the bird
+    assert r.display.shape == (343, 512, 4)
+    assert np.array_equal(read_zip(r.labels[0])[0][0], expected)
+    assert np.array_equal(read_coco(r.labels[1])[0][0], expected)
+    assert store.used_bytes() == sum(p.stat().st_size for p in r.downloads)
+
+
 class _SlowStub(StubSegmenter):
     def predict(self, rgb):
         time.sleep(0.05)
@@ -379,6 +488,51 @@ def test_run_video_past_the_wall_clock_is_stopped_and_removed(tmp_path):
     with pytest.raises(Cancelled):
         jobs.run_video(_stub_cache(_SlowStub()), clip, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None,
                        Limits(max_job_seconds=0.5), store, cancel=cancel)
+
+
+def test_run_video_effect_labels_and_timeline(tmp_path):
+    """remove-background: a WebM; labels: a .zip written by the pipeline and the COCO .json converted
+    from it, both the same class maps; the timeline: one entry per frame."""
+    from test_effects import decode_rgba_webm
+    from test_exports import read_coco, read_zip
+
+    clip = make_clip(tmp_path / "c.mp4", frames=12)
+    store = jobs.TempStore(tmp_path / "s")
+    r = jobs.run_video(_stub_cache(StubSegmenter()), clip, DEFAULT_MODEL_ID, "remove-background", 0.5, "accurate",
+                       ["class 1"], Limits(), store, effect=checks.effect_options(feather=0), labels=True)
+    assert [p.name for p in r.downloads] == ["c_segmented.webm", "c_labels.zip", "c_labels.json"]
+    assert sorted(f.name for f in r.output.parent.iterdir()) == sorted(p.name for p in r.downloads)
+    maps, meta = read_zip(r.labels[0])
+    coco, doc = read_coco(r.labels[1])
+    assert maps.shape == (12, 48, 64) and np.array_equal(maps, coco)
+    assert [f["time"] for f in meta["frames"]] == [im["time"] for im in doc["images"]] == list(r.timeline.times)
+    assert len(r.timeline) == 12 and r.stats.mode == "remove-background"
+    alpha = np.stack(decode_rgba_webm(r.output))[..., 3]
+    assert np.array_equal(alpha > 127, maps == 1)  # the stub's top half is class 1: opaque; the rest clear
+    # the API's runs: no labels, and an overlay stays an MP4
+    r = jobs.run_video(_stub_cache(StubSegmenter()), clip, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None,
+                       Limits(), store)
+    assert [p.name for p in r.downloads] == ["c_segmented.mp4"]
+
+
+def test_coco_conversion_stops_and_leaves_nothing(tmp_path):
+    from segmentation.exports import ExportInfo, labels_writer
+
+    zip_path, json_path = tmp_path / "l.zip", tmp_path / "l.json"
+    with labels_writer(zip_path, 16, 8, ExportInfo(("a", "b"))) as w:
+        for i in range(5):
+            w.add(np.full((8, 16), i % 2, np.uint8), i / 10)
+
+    def stop(done, total):
+        if done == 3:
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        jobs.coco_from_zip(zip_path, json_path, ExportInfo(("a", "b")), stop)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["l.zip"]
+    jobs.coco_from_zip(zip_path, json_path, ExportInfo(("a", "b")))
+    doc = json.loads(json_path.read_text())
+    assert len(doc["images"]) == 5 and [a["category_id"] for a in doc["annotations"]] == [0, 1, 0, 1, 0]
 
 
 def test_live_session_realtime_and_model_switch(shared_models):

@@ -14,17 +14,18 @@ from typing import Sequence
 
 from segmentation import catalog, draw
 from segmentation.catalog import HUB, SAVED_MODEL, ModelEntry
-from segmentation.draw import MODES
+from segmentation.draw import EFFECT_MODES, MODES
+from segmentation.effects import EffectOptions
 from segmentation.errors import InputError, ModelError
-from segmentation.pipeline import SPEEDS
+from segmentation.pipeline import SPEEDS, sniff_kind
 from segmentation.temporal import check_speed
 from segmentation.video import VideoInfo
 
 from .limits import Limits
 
-__all__ = ["MODES", "SPEEDS", "check_alpha", "check_mode", "check_model_id", "check_speed", "check_upload",
-           "check_video_budget", "class_filter", "class_names", "header_frames", "model_choices", "safe_stem",
-           "selectable_models"]
+__all__ = ["EFFECT_MODES", "MODES", "SPEEDS", "check_alpha", "check_colour", "check_mode", "check_model_id",
+           "check_speed", "check_upload", "check_video_budget", "class_filter", "class_names", "effect_options",
+           "header_frames", "model_choices", "safe_stem", "selectable_models"]
 
 UNSELECTABLE_FORMATS = (HUB, SAVED_MODEL)
 
@@ -69,6 +70,41 @@ def check_alpha(alpha: object) -> float:
     if not 0.0 <= a <= 1.0:
         raise InputError(f"Overlay opacity must be between 0 and 1, got {a:g}.")
     return a
+
+
+def check_colour(value: object) -> tuple[int, int, int]:
+    """A background colour (``#0f0``, ``#00ff00``, ``rgb(0, 255, 0)``, ``green``) as RGB.
+
+    Only ever a colour: the library also reads a file name there as a background image, which
+    would let a visitor composite any picture on the server into their result."""
+    from PIL import ImageColor
+
+    text = str(value).strip() if isinstance(value, str) else ""
+    try:
+        if 0 < len(text) <= 64:
+            return tuple(ImageColor.getrgb(text)[:3])
+    except ValueError:
+        pass
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    raise InputError(f"Unknown background colour {shown}: give #rrggbb, #rgb or a colour name such as green.")
+
+
+def effect_options(blur: object = None, colour: object = None, image: str | os.PathLike | None = None,
+                   feather: object = None, limits: Limits | None = None) -> EffectOptions:
+    """The background effect's settings from the page or the API (None: the library's default).
+
+    ``image``, an uploaded photo, replaces the background instead of ``colour``; it is checked as an
+    upload (size limit) and by content. Ranges are checked by ``EffectOptions``."""
+    default = EffectOptions()
+    if image not in (None, ""):
+        path = check_upload(image, limits or Limits())
+        if sniff_kind(path) != "image":
+            raise InputError(f"The background image {path.name} is not a photo.")
+        background: object = str(path)
+    else:
+        background = default.background if colour in (None, "") else check_colour(colour)
+    return EffectOptions(blur=default.blur if blur is None else blur, background=background,
+                         feather=default.feather if feather is None else feather)
 
 
 def class_filter(names: Sequence[str] | str | None, labels: Sequence[str]) -> tuple[int, ...] | None:

@@ -1,6 +1,6 @@
 """Every use of Gradio's private parts, in one place, pinned to one Gradio version.
 
-The app needs three things Gradio has no public API for:
+The app needs four things Gradio has no public API for:
 
 * ``pass_upload_path``: a ``gr.File`` whose jobs get the uploaded file's path and nothing more.
   Gradio 6.31's ``File._process_single_file`` opens an unused ``NamedTemporaryFile(delete=False)``
@@ -12,6 +12,11 @@ The app needs three things Gradio has no public API for:
   stops when its tab is closed.
 * ``compute_example``: compute (or read back) one row of a lazily cached ``gr.Examples``
   (``Examples.load_from_cache``, undocumented), to warm the cache after start.
+* ``accept_missing_inputs``: an API endpoint that grew optional trailing inputs still answers a
+  raw ``/gradio_api/call/<name>`` request sending only the inputs it had before. ``gradio_client``
+  fills a left-out parameter with its default itself; Gradio 6.31's ``Blocks.validate_inputs``
+  refuses a raw request with fewer values than inputs. The fix wraps that method on the app
+  instance and fills in the missing trailing inputs' initial values, for the named endpoints only.
 
 ``tests/test_gradio_compat.py`` checks each of these against the installed Gradio: the private
 attributes exist with the expected signatures and the patch has its documented effect. On a
@@ -97,6 +102,21 @@ def client_gone(event: EventRef | None) -> bool:
                       gr.__version__)
         return False
     return job is not None and not job.alive
+
+
+# -- optional trailing inputs of API endpoints -------------------------------------------------------
+def accept_missing_inputs(app: gr.Blocks, required: dict[str, int]) -> None:
+    """Let a request to an endpoint of ``required`` (api_name -> inputs every request must send)
+    leave out the inputs after those: each missing one gets its component's initial value."""
+    validate = app.validate_inputs
+
+    def validate_inputs(block_fn, inputs: list) -> None:
+        least = required.get(block_fn.api_name)
+        if least is not None and least <= len(inputs) < len(block_fn.inputs):
+            inputs.extend(block.value for block in block_fn.inputs[len(inputs):])
+        return validate(block_fn, inputs)
+
+    app.validate_inputs = validate_inputs
 
 
 # -- examples -------------------------------------------------------------------------------------

@@ -15,13 +15,15 @@ import threading
 
 import gradio as gr
 
+from segmentation.draw import EFFECT_MODES, Mode
 from segmentation.errors import SegmentationError
 from segmentation.files import is_disk_full
 from segmentation.pipeline import sniff_kind
 
 from . import gradio_compat, views
 from .admission import visitor_of
-from .checks import check_alpha, check_mode, check_speed, check_upload, class_filter, class_names
+from .checks import (check_alpha, check_mode, check_speed, check_upload, class_filter, class_names,
+                     effect_options)
 from .context import AppContext
 from .jobs import FrameRate, PhotoOutcome, VideoOutcome, run_photo, run_video
 from .live import LiveSession
@@ -90,6 +92,18 @@ async def in_thread(fn, *args, cancel: threading.Event | None = None, on_done=No
 
 
 # -- handlers --------------------------------------------------------------------------------
+OPACITY_MODES = frozenset({Mode.OVERLAY.value, Mode.SIDE_BY_SIDE.value})  # where the opacity slider applies
+CLASSES_LABEL = {False: ("Show only these classes", "empty = all classes"),
+                 True: ("Foreground: keep these classes", "empty = person; everything else is blurred, "
+                                                           "replaced or removed")}
+
+
+def _effect_of(mode, blur, colour, image, feather, limits):
+    """The background effect's settings for ``mode`` (None for overlay, mask, side-by-side); built in
+    the job's thread, as it may read the background image."""
+    return effect_options(blur, colour, image, feather, limits) if mode in EFFECT_MODES else None
+
+
 def _waiting_shown(progress):
     """A ``waiting(jobs_ahead)`` reporter for the page's progress bar (None without one)."""
     if progress is None:
@@ -117,13 +131,19 @@ class Handlers:
         await c.admission.wait_turn(ticket, gone=lambda: gradio_compat.client_gone(event), report=waiting)
         return await in_thread(fn, *args, cancel=cancel, on_done=ticket.release)
 
-    async def _photo(self, request, source, model_id, mode, alpha, classes, waiting=None) -> PhotoOutcome:
+    async def _photo(self, request, source, model_id, mode, alpha, classes, effect=(None,) * 4, labels=False,
+                     waiting=None) -> PhotoOutcome:
+        """``effect``: (blur, colour, background image, feather) as the page or the API sent them."""
         c = self.context
-        return await self._job(request, run_photo, c.segmenters, source, model_id, mode, alpha, classes, c.limits,
-                               c.store, waiting=waiting)
+
+        def job() -> PhotoOutcome:
+            return run_photo(c.segmenters, source, model_id, mode, alpha, classes, c.limits, c.store,
+                             effect=_effect_of(mode, *effect, c.limits), labels=labels)
+
+        return await self._job(request, job, waiting=waiting)
 
     async def _video(self, request, path, model_id, mode, alpha, speed, classes, progress=None, trim=False,
-                     temporal=True) -> VideoOutcome:
+                     temporal=True, effect=(None,) * 4, labels=False) -> VideoOutcome:
         c = self.context
         cancel = threading.Event()
         report = None
@@ -132,16 +152,21 @@ class Handlers:
                 progress((done, total), desc=f"Segmenting · {rate:.1f} frames/s", unit="frames")
 
             report = FrameRate(show, min_interval=0.2)
-        return await self._job(request, run_video, c.segmenters, path, model_id, mode, alpha, speed, classes,
-                               c.limits, c.store, report, cancel, trim, bool(temporal), cancel=cancel,
-                               waiting=_waiting_shown(progress))
+
+        def job() -> VideoOutcome:
+            return run_video(c.segmenters, path, model_id, mode, alpha, speed, classes, c.limits, c.store, report,
+                             cancel, trim, bool(temporal), effect=_effect_of(mode, *effect, c.limits), labels=labels)
+
+        return await self._job(request, job, cancel=cancel, waiting=_waiting_shown(progress))
 
     @user_errors
     async def run(self, upload, webcam_photo, source, model_id, mode, alpha, speed, classes, temporal,
-                  request: gr.Request, progress=gr.Progress()):
-        """The Run button: a photo or a video (told apart by content), shown side by side."""
+                  blur=None, colour=None, background_image=None, feather=None, request: gr.Request = None,
+                  progress=gr.Progress()):
+        """The Run button: a photo or a video (told apart by content), shown beside the original, with
+        its legend, timeline (video), stats and downloads: the result and its labels (.zip, COCO .json)."""
         return await self._run(request, upload, webcam_photo, source, model_id, mode, alpha, speed, classes,
-                               progress, temporal=temporal)
+                               progress, temporal=temporal, effect=(blur, colour, background_image, feather))
 
     @user_errors
     async def run_example(self, upload, model_id, mode, alpha, speed):
@@ -150,7 +175,7 @@ class Handlers:
         return await self._run(None, upload, None, "upload", model_id, mode, alpha, speed, [], None, trim=True)
 
     async def _run(self, request, upload, webcam_photo, source, model_id, mode, alpha, speed, classes, progress,
-                   trim=False, temporal=True):
+                   trim=False, temporal=True, effect=(None,) * 4):
         use_webcam = webcam_photo is not None and (source == "webcam" or not upload)
         if use_webcam:
             kind = "image"
@@ -160,46 +185,70 @@ class Handlers:
             raise gr.Error("Drop a video or a photo first (or take a webcam photo).", print_exception=False)
         if kind == "image":
             r = await self._photo(request, webcam_photo if use_webcam else upload, model_id, mode, alpha, classes,
-                                  waiting=_waiting_shown(progress))
-            return (gr.update(value=(r.original, r.display), visible=True),
+                                  effect, labels=True, waiting=_waiting_shown(progress))
+            return (gr.update(value=(r.original, views.on_checkerboard(r.display)), visible=True),
                     gr.update(value=None, visible=False), gr.update(value=None, visible=False),
-                    views.legend_html(r.legend), views.stats_markdown(r.stats), str(r.output))
+                    views.legend_html(r.legend), gr.update(value=None, visible=False),
+                    views.stats_markdown(r.stats), gr.update(value=[str(p) for p in r.downloads], visible=True))
         if progress is not None:
             progress((0, None), desc="Starting…", unit="frames")
-        r = await self._video(request, upload, model_id, mode, alpha, speed, classes, progress, trim, temporal)
+        r = await self._video(request, upload, model_id, mode, alpha, speed, classes, progress, trim, temporal,
+                              effect, labels=True)
         two_players = mode != "side-by-side"
         return (gr.update(value=None, visible=False),
                 gr.update(value=str(r.source) if two_players else None, visible=two_players),
                 gr.update(value=str(r.output), visible=True),
-                views.legend_html(r.legend), views.stats_markdown(r.stats), str(r.output))
+                views.legend_html(r.legend), gr.update(**views.timeline_plot(r.timeline, r.legend)),
+                views.stats_markdown(r.stats), gr.update(value=[str(p) for p in r.downloads], visible=True))
 
     @user_errors
-    async def api_segment_image(self, image, model, mode, alpha, classes, request: gr.Request = None):
-        """Segment a photo. Returns the result image (PNG; side-by-side is twice as wide), the legend
-        (classes present: id, name, colour, share of pixels) and stats."""
-        r = await self._photo(request, image, model, mode, alpha, classes)
+    async def api_segment_image(self, image, model, mode, alpha, classes, blur=None, background=None,
+                                background_image=None, feather=None, request: gr.Request = None):
+        """Segment a photo. Returns the result image (PNG; side-by-side is twice as wide; RGBA for
+        remove-background), the legend (classes present: id, name, colour, share of pixels) and stats.
+        The background effects keep ``classes`` (default person) and take ``blur`` (px),
+        ``background`` (a colour) or ``background_image`` (a photo), and ``feather`` (px)."""
+        r = await self._photo(request, image, model, mode, alpha, classes, (blur, background, background_image,
+                                                                             feather))
         return str(r.output), views.legend_json(r.legend), r.stats.to_json()
 
     @user_errors
-    async def api_segment_video(self, video, model, mode, alpha, speed, classes, temporal=True,
-                                request: gr.Request = None):
-        """Segment a video into an H.264 MP4 at the source's frame rate (audio kept). Returns the video,
-        the legend (classes present over all frames) and stats (frames, fps, processing frames/s).
-        ``temporal`` (default true) fuses each frame with the flow-warped previous ones (less flicker)."""
-        r = await self._video(request, video, model, mode, alpha, speed, classes, temporal=temporal)
+    async def api_segment_video(self, video, model, mode, alpha, speed, classes, temporal=True, blur=None,
+                                background=None, background_image=None, feather=None, request: gr.Request = None):
+        """Segment a video into an H.264 MP4 (remove-background: a VP9 WebM with alpha) at the source's
+        frame rate (audio kept). Returns the video, the legend (classes present over all frames) and
+        stats (frames, fps, processing frames/s). ``temporal`` (default true) fuses each frame with the
+        flow-warped previous ones (less flicker); the effect settings are those of ``segment_image``."""
+        r = await self._video(request, video, model, mode, alpha, speed, classes, temporal=temporal,
+                              effect=(blur, background, background_image, feather))
         return str(r.output), views.legend_json(r.legend), r.stats.to_json()
 
     @user_errors
-    def live(self, frame, model_id, mode, alpha, speed, classes, temporal, session):
+    def live(self, frame, model_id, mode, alpha, speed, classes, temporal, blur=None, colour=None,
+             background_image=None, feather=None, session=None):
         """One webcam frame in, one segmented frame out (per-session flow propagation)."""
         if frame is None:
             return gr.skip(), gr.skip(), session
         session = session or LiveSession()
         seg = self.context.segmenters.get(model_id)
+        effect = session.effect_options((mode, blur, colour, background_image, feather),
+                                        lambda: _effect_of(mode, blur, colour, background_image, feather,
+                                                           self.context.limits))
         out, text = session.process(seg, frame, check_mode(mode), check_alpha(alpha),
-                                    class_filter(classes, seg.labels), check_speed(speed), bool(temporal))
-        return out, text, session
+                                    class_filter(classes, seg.labels), check_speed(speed), bool(temporal), effect)
+        return views.live_image_html(out), text, session
 
     @user_errors
     def model_changed(self, model_id):
         return gr.update(choices=class_names(model_id), value=[])
+
+    @staticmethod
+    def mode_changed(mode):
+        """The settings that apply to ``mode``: opacity (overlay, side-by-side), blur strength (blur),
+        background colour and image (replace), feather (every effect); the class filter says what it is."""
+        effect = mode in EFFECT_MODES
+        label, info = CLASSES_LABEL[effect]
+        replace = mode == Mode.REPLACE_BACKGROUND.value
+        return (gr.update(visible=mode in OPACITY_MODES), gr.update(visible=mode == Mode.BLUR_BACKGROUND.value),
+                gr.update(visible=replace), gr.update(visible=replace), gr.update(visible=effect),
+                gr.update(label=label, info=info))

@@ -7,12 +7,17 @@
   ``pipeline.segment_video``, within the server's ``Limits``; they return a ``PhotoOutcome`` /
   ``VideoOutcome`` whose ``stats`` (``PhotoStats`` / ``VideoStats``) the page shows and the API
   returns as JSON (``to_json``).
+* Labels (the page's runs, ``labels=True``): the class maps as a ``.zip`` (8-bit PNG per frame and
+  ``labels.json``) and as COCO ``.json``, beside the result in its job folder. A video's ``.zip`` is
+  written by the pipeline as it runs (``labels_out``); the ``.json`` is converted from it afterwards
+  (``coco_from_zip``), so the video is segmented once.
 * ``FrameRate``: a pipeline progress callback that also reports frames per second.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shutil
@@ -20,18 +25,22 @@ import tempfile
 import threading
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar, Sequence
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from segmentation import draw, video
-from segmentation.draw import DrawOptions, LegendItem
+from segmentation.draw import DrawOptions, LegendItem, Mode
+from segmentation.effects import EffectOptions
 from segmentation.errors import InputError
+from segmentation.exports import ExportInfo, Timeline, labels_writer, save_labels
 from segmentation.images import as_rgb_array, displayed_size, fit_pixels, load_image
-from segmentation.pipeline import Cancelled, VideoOptions, segment_image, segment_video, sniff_kind
+from segmentation.pipeline import Cancelled, VideoOptions, export_info, segment_image, segment_video, sniff_kind
 from segmentation.segmenter import Segmenter, SegmenterOptions
 
 from .checks import (check_alpha, check_mode, check_model_id, check_speed, check_upload, check_video_budget,
@@ -275,18 +284,29 @@ class VideoStats(JobStats):
 @dataclass
 class PhotoOutcome:
     original: np.ndarray
-    display: np.ndarray  # right-hand side of the comparison: overlay or mask at the photo's size
-    output: Path  # PNG in the requested mode (side-by-side is twice as wide)
+    display: np.ndarray  # right-hand side of the comparison at the photo's size (RGBA for remove-background)
+    output: Path  # PNG in the requested mode (side-by-side is twice as wide; RGBA for remove-background)
     legend: list[LegendItem]
     stats: PhotoStats
+    labels: list[Path] = dataclasses.field(default_factory=list)  # .zip and COCO .json, when asked for
+
+    @property
+    def downloads(self) -> list[Path]:
+        return [self.output, *self.labels]
 
 
 @dataclass
 class VideoOutcome:
     source: Path
-    output: Path
+    output: Path  # H.264 MP4, or VP9 WebM with alpha for remove-background
     legend: list[LegendItem]
     stats: VideoStats
+    labels: list[Path] = dataclasses.field(default_factory=list)  # .zip and COCO .json, when asked for
+    timeline: Timeline = dataclasses.field(default_factory=Timeline, repr=False)  # class shares per frame
+
+    @property
+    def downloads(self) -> list[Path]:
+        return [self.output, *self.labels]
 
 
 def _fps(x) -> float:
@@ -316,15 +336,52 @@ def estimate_video_bytes(pixels_per_frame: float, frames: int, seconds: float, a
     return int(video_bytes + (seconds * AUDIO_BITS_PER_SECOND / 8 if audio else 0))
 
 
-def estimate_photo_bytes(width: int, height: int) -> int:
-    return width * height * 3 + PNG_OVERHEAD_BYTES
+def estimate_photo_bytes(width: int, height: int, channels: int = 3) -> int:
+    return width * height * channels + PNG_OVERHEAD_BYTES
+
+
+# Labels: the .zip (8-bit PNG per frame) and the COCO .json together. Both grow with the length of the
+# class boundaries, i.e. with the frame's width + height, not its area. Measured per frame and pixel of
+# width + height (default model, zip + json): classroom.gif 480x270, a dense indoor scene, 6.4 + 14.0
+# bytes, the most seen; the person clip 768x432 3.6 + 5.3, and upscaled to 1280x720 4.3 + 5.0;
+# street traffic 768x432 2.2 + 0.6. The estimate is 48 bytes per pixel of width + height, 2.3x the
+# most measured, plus 2 KiB per frame (zip entry and PNG headers, one COCO annotation per class
+# present). A photo reserves the most any class map can take: every pixel its own run (~2 bytes a
+# pixel in the .json, 1 in the PNG).
+LABELS_BYTES_PER_SIDE_PIXEL = 48
+LABELS_BYTES_PER_FRAME = 2048
+
+
+def estimate_labels_bytes(width: int, height: int, frames: int | None = None) -> int:
+    """Upper estimate of a result's label files (.zip and .json); ``frames`` None: a photo."""
+    if frames is None:
+        return 3 * width * height + 2 * PNG_OVERHEAD_BYTES
+    return frames * (LABELS_BYTES_PER_SIDE_PIXEL * (width + height) + LABELS_BYTES_PER_FRAME)
+
+
+def coco_from_zip(zip_path: Path, json_path: Path, info: ExportInfo,
+                  each_frame: Callable[[int, int], None] | None = None) -> Path:
+    """The COCO ``.json`` of a labels ``.zip`` (``exports``), frame by frame: the same class maps, the
+    same times. ``each_frame(done, total)`` may raise to stop (nothing is left at ``json_path``)."""
+    with zipfile.ZipFile(zip_path) as z:
+        meta = json.loads(z.read("labels.json"))
+        frames = meta["frames"]
+        with labels_writer(json_path, meta["width"], meta["height"], info) as writer:
+            for i, f in enumerate(frames):
+                cm = cv2.imdecode(np.frombuffer(z.read(f["file"]), np.uint8), cv2.IMREAD_UNCHANGED)
+                writer.add(cm, f["time"])
+                if each_frame is not None:
+                    each_frame(i + 1, len(frames))
+    return json_path
 
 
 # -- jobs ------------------------------------------------------------------------------------
 def run_photo(segmenters: SegmenterCache, source: str | os.PathLike | np.ndarray, model_id: str, mode: str,
               alpha: float, classes: Sequence[str] | str | None, limits: Limits, store: TempStore,
-              name: str | None = None) -> PhotoOutcome:
-    """Segment one photo (uploaded file or webcam array) and write the PNG to download."""
+              name: str | None = None, *, effect: EffectOptions | None = None, labels: bool = False) -> PhotoOutcome:
+    """Segment one photo (uploaded file or webcam array) and write the PNG to download (RGBA for
+    remove-background); ``effect``: the background effect's settings; ``labels``: also the class map
+    as ``NAME_labels.zip`` and COCO ``NAME_labels.json``."""
     mode, alpha = check_mode(mode), check_alpha(alpha)
     check_model_id(model_id)
     downscaled = None
@@ -347,20 +404,25 @@ def run_photo(segmenters: SegmenterCache, source: str | os.PathLike | np.ndarray
     seg = segmenters.get(model_id)
     ids = class_filter(classes, seg.labels)
     shown_mode = "overlay" if mode == "side-by-side" else mode
-    res = segment_image(seg, rgb, DrawOptions(mode=shown_mode, alpha=alpha, classes=ids))
+    res = segment_image(seg, rgb, DrawOptions(mode=shown_mode, alpha=alpha, classes=ids,
+                                              effect=effect or EffectOptions()))
     picture = draw.side_by_side(res.original, res.rendered) if mode == "side-by-side" else res.rendered
-    job = store.new_job(estimate_photo_bytes(picture.shape[1], picture.shape[0]))
+    h, w = res.original.shape[:2]
+    reserve = estimate_photo_bytes(picture.shape[1], picture.shape[0], picture.shape[2])
+    job = store.new_job(reserve + (estimate_labels_bytes(w, h) if labels else 0))
     out = job / f"{stem}_segmented.png"
+    label_files = [job / f"{stem}_labels.zip", job / f"{stem}_labels.json"] if labels else []
     try:
         Image.fromarray(picture).save(out, compress_level=1)
+        for path in label_files:
+            save_labels(res.class_map, path, export_info(seg))
     except BaseException:  # disk full, ...: no half-written PNG stays behind
         store.discard(job)
         raise
     store.finish(job)
-    h, w = res.original.shape[:2]
     stats = PhotoStats(width=w, height=h, output_width=picture.shape[1], output_height=picture.shape[0],
                        seconds=round(res.seconds, 4), model=seg.entry.id, mode=mode, downscaled_from=downscaled)
-    return PhotoOutcome(res.original, res.rendered, out, res.legend, stats)
+    return PhotoOutcome(res.original, res.rendered, out, res.legend, stats, label_files)
 
 
 def _refuse_non_photo(path: Path) -> None:
@@ -375,15 +437,19 @@ def _refuse_non_photo(path: Path) -> None:
 def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: str, mode: str, alpha: float,
               speed: str, classes: Sequence[str] | str | None, limits: Limits, store: TempStore,
               progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None,
-              trim: bool = False, temporal: bool = True) -> VideoOutcome:
-    """Segment one video into an H.264 MP4 within the limits (see ``pipeline.segment_video``).
+              trim: bool = False, temporal: bool = True, *, effect: EffectOptions | None = None,
+              labels: bool = False) -> VideoOutcome:
+    """Segment one video into an H.264 MP4 (remove-background: a VP9 WebM with alpha, which browsers
+    play with its transparency) within the limits (see ``pipeline.segment_video``).
 
     A video over the duration, frame-rate or frame-count limit is refused before anything runs
     (from its header; the frame and duration limits hold again while decoding), or with ``trim``
     (the app's own examples, one of which is longer than the default limit) cut to its first
     ``max_seconds`` / ``max_frames``. The result's disk is reserved in ``store`` before encoding.
     Past ``limits.max_job_seconds``, or when its result outgrows the store's budget, the job is
-    stopped through ``cancel`` and its files removed (``InputError`` saying which).
+    stopped through ``cancel`` and its files removed (``InputError`` saying which). ``effect``: the
+    background effect's settings; ``labels``: also the class maps as ``NAME_labels.zip`` (written as
+    the video is) and COCO ``NAME_labels.json`` (converted from the zip), reserved with the video.
     """
     stop = _Stop(cancel or threading.Event())
     timer = threading.Timer(limits.max_job_seconds, stop, ("time",))
@@ -391,7 +457,7 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
     timer.start()
     try:
         return _run_video(segmenters, source, model_id, mode, alpha, speed, classes, limits, store, progress,
-                          stop, trim, temporal)
+                          stop, trim, temporal, effect, labels)
     except Cancelled:
         if stop.reason == "time":
             raise InputError(f"The job took longer than the limit of {limits.max_job_seconds:g} s and was "
@@ -408,7 +474,7 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
 def _run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: str, mode: str, alpha: float,
                speed: str, classes: Sequence[str] | str | None, limits: Limits, store: TempStore,
                progress: Callable[[int, int], None] | None, stop: "_Stop", trim: bool,
-               temporal: bool) -> VideoOutcome:
+               temporal: bool, effect: EffectOptions | None, labels: bool) -> VideoOutcome:
     mode, alpha, speed = check_mode(mode), check_alpha(alpha), check_speed(speed)
     check_model_id(model_id)
     path = check_upload(source, limits)
@@ -434,14 +500,24 @@ def _run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: 
     frames = min(header_frames(info) or cap, cap)
     scale = min(1.0, limits.max_pixels / max(1, info.width * info.height))
     out_w, out_h = draw.output_size(info.width, info.height, mode)
-    job = store.new_job(estimate_video_bytes(out_w * out_h * scale, frames, frames / fps, info.has_audio))
-    out = job / f"{safe_stem(path.name)}_segmented.mp4"
-    options = VideoOptions(draw=DrawOptions(mode=mode, alpha=alpha, classes=ids), speed=speed,
-                           temporal=bool(temporal), max_frames=max_frames)
+    reserve = estimate_video_bytes(out_w * out_h * scale, frames, frames / fps, info.has_audio)
+    job = store.new_job(reserve + (estimate_labels_bytes(info.width, info.height, frames) if labels else 0))
+    stem = safe_stem(path.name)
+    # remove-background keeps its transparency: VP9 with alpha in WebM (browsers play it as such)
+    out = job / f"{stem}_segmented.{'webm' if mode == Mode.REMOVE_BACKGROUND else 'mp4'}"
+    label_files = [job / f"{stem}_labels.zip", job / f"{stem}_labels.json"] if labels else []
+    options = VideoOptions(draw=DrawOptions(mode=mode, alpha=alpha, classes=ids, effect=effect or EffectOptions()),
+                           speed=speed, temporal=bool(temporal), max_frames=max_frames)
     try:
-        r = segment_video(seg, path, out, options, progress=_DiskWatch(store, job, stop, progress),
-                          cancel=stop.event, max_duration=max_duration, max_pixels=limits.max_pixels,
-                          frame_limit=frame_limit)
+        r = segment_video(seg, path, out, options, progress=_DiskWatch(store, job, stop, progress), cancel=stop.event,
+                          max_duration=max_duration, max_pixels=limits.max_pixels, frame_limit=frame_limit,
+                          labels_out=label_files[0] if labels else None)
+        if labels:
+            t = time.perf_counter()
+            coco_from_zip(label_files[0], label_files[1], export_info(seg, float(r.info.fps)),
+                          _DiskWatch(store, job, stop, None, raise_when_stopped=True))
+            log.info("%s: COCO labels of %d frames converted from the zip in %.0f ms", stem, r.frames,
+                     (time.perf_counter() - t) * 1000)
         if not store.grow(job, store.folder_bytes(job)):  # grown past the budget since the watch looked
             stop("disk")
             raise Cancelled("The result does not fit.")
@@ -455,7 +531,7 @@ def _run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: 
                        seconds=round(r.seconds, 3), model_runs=r.keyframes, model=r.model_id, speed=str(speed),
                        temporal=r.temporal, mode=mode, duration=round(r.info.duration, 3),
                        trimmed_to_seconds=trimmed)
-    return VideoOutcome(path, r.output, r.legend, stats)
+    return VideoOutcome(path, r.output, r.legend, stats, label_files, r.timeline)
 
 
 class _Stop:
@@ -477,11 +553,14 @@ class _Stop:
 class _DiskWatch:
     """A pipeline progress callback that keeps the job's result within its disk reservation:
     every ``interval`` s it measures the job folder and, past the reservation, grows it by a
-    quarter (oldest results go) or stops the job ("disk") when the budget cannot hold it."""
+    quarter (oldest results go) or stops the job ("disk") when the budget cannot hold it.
+    ``raise_when_stopped``: also raise ``Cancelled`` once the job is stopped (for work outside the
+    pipeline, which watches the event itself)."""
 
     def __init__(self, store: TempStore, job: Path, stop: _Stop, progress: Callable[[int, int], None] | None,
-                 interval: float = 0.5):
+                 interval: float = 0.5, raise_when_stopped: bool = False):
         self.store, self.job, self.stop, self.progress, self.interval = store, job, stop, progress, interval
+        self.raise_when_stopped = raise_when_stopped
         self._last = time.monotonic()
 
     def __call__(self, done: int, total: int) -> None:
@@ -490,6 +569,8 @@ class _DiskWatch:
             self._last = now
             if not self.store.grow(self.job, self.store.folder_bytes(self.job)):
                 self.stop("disk")
+        if self.raise_when_stopped and self.stop.event.is_set():
+            raise Cancelled("Cancelled; no output was kept.")
         if self.progress is not None:
             self.progress(done, total)
 

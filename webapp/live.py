@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import Callable, Hashable
 
 import numpy as np
 
 from segmentation import draw
 from segmentation.draw import DrawOptions
+from segmentation.effects import EffectOptions
 from segmentation.images import as_rgb_array
 from segmentation.segmenter import Segmenter
 from segmentation.temporal import frame_segmenter
@@ -29,9 +31,18 @@ class LiveSession:
         self.latency_ms = 0.0
         self.frames = 0
         self.keyframes = 0
+        self._effect: tuple[Hashable, EffectOptions | None] | None = None
+
+    def effect_options(self, key: Hashable, build: Callable[[], EffectOptions | None]) -> EffectOptions | None:
+        """The background effect's settings for ``key``, built once per change (``build`` may read the
+        background image), not once per frame."""
+        if self._effect is None or self._effect[0] != key:
+            self._effect = (key, build())
+        return self._effect[1]
 
     def process(self, segmenter: Segmenter, frame: np.ndarray, mode: str, alpha: float,
-                classes: tuple[int, ...] | None, speed: str, temporal: bool = True) -> tuple[np.ndarray, str]:
+                classes: tuple[int, ...] | None, speed: str, temporal: bool = True,
+                effect: EffectOptions | None = None) -> tuple[np.ndarray, str]:
         """Segment and draw one webcam frame; return the picture and a status line."""
         t0 = time.perf_counter()
         rgb = as_rgb_array(frame)
@@ -43,7 +54,8 @@ class LiveSession:
             self.fps, self._last = 0.0, None
         labels = self._frame_seg(rgb)
         # the live image is a JPEG: no alpha, so remove-background shows the key colour
-        options = DrawOptions(mode=mode, alpha=alpha, classes=classes).resolve(segmenter.labels).opaque()
+        options = DrawOptions(mode=mode, alpha=alpha, classes=classes,
+                              effect=effect or EffectOptions()).resolve(segmenter.labels).opaque()
         out = draw.render(rgb, labels.class_map, segmenter.palette, options)
         now = time.perf_counter()
         latency = (now - t0) * 1000

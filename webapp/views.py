@@ -1,6 +1,9 @@
 """What the page shows for a result, and the API's legend: all of the app's HTML and CSS lives here.
 
-* ``legend_html`` (styled by ``LEGEND_CSS``): the classes present, with colour and share of pixels.
+* ``PAGE_CSS``: the page's own styles (legend, the checkerboard behind transparent results).
+* ``legend_html``: the classes present, with colour and share of pixels.
+* ``timeline_plot``: each class's share of the frame over a video's time, for the page's line chart.
+* ``on_checkerboard``: a transparent picture over a checkerboard, as the page shows it.
 * ``stats_markdown``: one short paragraph of what a photo or video job did.
 * ``legend_json``: the legend as the API returns it.
 """
@@ -10,18 +13,72 @@ from __future__ import annotations
 import html
 from typing import Sequence
 
+import numpy as np
+
 from segmentation.draw import LegendItem
+from segmentation.exports import Timeline
 
 from .jobs import PhotoStats, VideoStats
 
-LEGEND_CSS = """
-.seg-legend-title { font-weight: 600; margin: 4px 0; }
-.seg-legend { list-style: none; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: 4px 16px; }
-.seg-legend-item { display: flex; align-items: center; gap: 6px; min-width: 160px; }
-.seg-swatch { display: inline-block; width: 16px; height: 16px; border: 1px solid #0004; border-radius: 3px; }
-.seg-name { flex: 1; }
-.seg-share { font-variant-numeric: tabular-nums; opacity: 0.8; }
+# A transparent result (remove-background) shows the usual grey checkerboard where it is see-through.
+_CHECKER = ("background-color: #fff; background-image: linear-gradient(45deg, #ccc 25%, transparent 25%), "
+            "linear-gradient(-45deg, #ccc 25%, transparent 25%), linear-gradient(45deg, transparent 75%, #ccc 75%), "
+            "linear-gradient(-45deg, transparent 75%, #ccc 75%); background-size: 16px 16px; "
+            "background-position: 0 0, 0 8px, 8px -8px, -8px 0;")
+
+PAGE_CSS = f"""
+.seg-legend-title {{ font-weight: 600; margin: 4px 0; }}
+.seg-legend {{ list-style: none; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: 4px 16px; }}
+.seg-legend-item {{ display: flex; align-items: center; gap: 6px; min-width: 160px; }}
+.seg-swatch {{ display: inline-block; width: 16px; height: 16px; border: 1px solid #0004; border-radius: 3px; }}
+.seg-name {{ flex: 1; }}
+.seg-share {{ font-variant-numeric: tabular-nums; opacity: 0.8; }}
+#result-video video {{ {_CHECKER} }}
 """
+CHECKER_SQUARE = 8  # px, as in PAGE_CSS
+
+
+def on_checkerboard(rgba: np.ndarray, square: int = CHECKER_SQUARE) -> np.ndarray:
+    """An RGBA picture over a white and light-grey checkerboard (RGB), to show where it is transparent.
+    An RGB picture is returned as it is."""
+    if rgba.ndim != 3 or rgba.shape[2] != 4:
+        return rgba
+    h, w = rgba.shape[:2]
+    yy, xx = np.ogrid[:h, :w]
+    board = np.where(((yy // square + xx // square) % 2).astype(bool), np.uint8(204), np.uint8(255))
+    a = rgba[..., 3:4].astype(np.uint16)
+    out = (rgba[..., :3].astype(np.uint16) * a + board[..., None].astype(np.uint16) * (255 - a) + 127) // 255
+    return out.astype(np.uint8)
+
+
+def timeline_plot(timeline: Timeline, legend: Sequence[LegendItem], max_classes: int = 8,
+                  max_points: int = 500, min_share: float = 0.001) -> dict:
+    """The page's line chart of a video (``gr.LinePlot`` properties): the share of the frame (%) of
+    the legend's largest classes over the video's time, in the classes' own colours.
+
+    ``value`` is a long table (``time`` in s, ``share`` in %, ``class``) of at most ``max_classes``
+    classes (those over ``min_share`` of all pixels, largest first) and ``max_points`` times: a
+    longer video is averaged over equal runs of frames. The y axis starts at 0."""
+    import pandas as pd
+
+    items = [it for it in legend if it.share >= min_share][:max_classes]
+    n = len(timeline)
+    if not items or not n:
+        return {"value": pd.DataFrame({"time": [], "share": [], "class": []}), "visible": False}
+    shares = timeline.shares([it.id for it in items]).astype(np.float64) * 100
+    times = np.asarray(timeline.times, dtype=np.float64)
+    if n > max_points:
+        starts = (np.arange(max_points) * n) // max_points
+        counts = np.diff(np.append(starts, n))[:, None]
+        shares = np.add.reduceat(shares, starts, axis=0) / counts
+        times = np.add.reduceat(times, starts) / counts[:, 0]
+    frame = pd.DataFrame({
+        "time": np.tile(np.round(times, 3), len(items)),
+        "share": np.round(shares.T.ravel(), 2),
+        "class": np.repeat([it.name for it in items], len(times)),
+    })
+    top = min(100, 5 * int(np.ceil(max(1.0, shares.max() * 1.1) / 5)))  # a round top above the largest share
+    return {"value": frame, "color_map": {it.name: it.hex for it in items}, "y_lim": [0, top], "visible": True}
 
 
 def legend_json(items: Sequence[LegendItem]) -> list[dict]:
@@ -76,3 +133,20 @@ def stats_markdown(stats: PhotoStats | VideoStats) -> str:
         w, h = stats.downscaled_from
         text += f" · downscaled from {w}×{h} (pixel limit)"
     return text
+
+
+def live_image_html(rgb: np.ndarray, quality: int = 80) -> str:
+    """One live frame as an <img> with the JPEG inline: it arrives with the event, no second request.
+
+    A gr.Image output is saved to a file and fetched by the browser afterwards,
+    one more round trip per frame; inline, a 640x480 frame is ~50 kB of base64.
+    """
+    import base64
+
+    import cv2
+
+    ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    src = "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii")
+    return f'<img class="seg-live" src="{src}" alt="Segmented live" style="width:100%;height:auto">'
