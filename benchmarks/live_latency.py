@@ -95,7 +95,7 @@ window.__decode = (el, w, h, mirrored) => {
   }
   return v;
 };
-window.__samples = {shown: {}, seen: {}, lastSrc: null, pending: null, tries: 0, updates: 0, unread: 0};
+window.__samples = {shown: {}, seen: {}, lastSrc: null, pending: null, updates: 0, unread: 0};
 window.__tick = () => {
   const s = window.__samples, now = performance.now();
   const v = document.querySelector('#live-input video');
@@ -105,14 +105,13 @@ window.__tick = () => {
   }
   const img = document.querySelector('#live-output img');
   if (img && img.src !== s.lastSrc) {  // a new result: counted once, read as soon as it is decoded
+    if (s.pending) s.unread++;  // the previous one was never readable while it was shown
     s.lastSrc = img.src; s.updates++; s.pending = img;
   }
   if (s.pending && s.pending.complete && s.pending.naturalWidth) {
     // Gradio's webcam mirrors what it sends (a selfie view): the result comes back mirrored
     const i = window.__decode(s.pending, s.pending.naturalWidth, s.pending.naturalHeight, true);
     if (i >= 0) { if (!(i in s.seen)) s.seen[i] = now; s.pending = null; }
-    else if (++s.tries > 3) { s.unread++; s.pending = null; }
-    if (!s.pending) s.tries = 0;
   }
   requestAnimationFrame(window.__tick);
 };
