@@ -129,7 +129,7 @@ def warp_scores(scores: np.ndarray, where: np.ndarray) -> np.ndarray:
 
 
 class FrameSegmenter:
-    """Base of the strategies: call with each RGB frame in order; ``reset`` starts a new stream."""
+    """Base of the strategies: call with each RGB frame in order (a new stream: a new instance)."""
 
     def __init__(self, segmenter: Segmenter):
         self.seg = segmenter
@@ -141,9 +141,6 @@ class FrameSegmenter:
         self.frames += 1
         self.keyframes += int(out.keyframe)
         return out
-
-    def reset(self) -> None:
-        """Forget the history (a new stream); counters keep counting."""
 
     def _step(self, rgb: np.ndarray) -> FrameLabels:
         raise NotImplementedError
@@ -164,10 +161,6 @@ class _Tracked(FrameSegmenter):
         self.opt = options
         self._flow = _Flow(flow_width)
         self._fused: np.ndarray | None = None
-
-    def reset(self) -> None:
-        self._flow.prev = None
-        self._fused = None
 
     def _trust(self, err: np.ndarray, grid_shape: tuple[int, ...]) -> np.ndarray:
         """Per-cell trust in warped history (0..1), falling with the warp error."""

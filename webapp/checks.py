@@ -14,9 +14,9 @@ from typing import Sequence
 
 from segmentation import catalog, draw
 from segmentation.catalog import HUB, SAVED_MODEL, ModelEntry
-from segmentation.draw import EFFECT_MODES, MODES
+from segmentation.draw import EFFECT_MODES, MODES, Mode
 from segmentation.effects import EffectOptions
-from segmentation.errors import InputError, ModelError
+from segmentation.errors import InputError, ModelError, parse_choice
 from segmentation.pipeline import SPEEDS, sniff_kind
 from segmentation.temporal import check_speed
 from segmentation.video import VideoInfo
@@ -57,9 +57,7 @@ def class_names(model_id: str) -> list[str]:
 
 
 def check_mode(mode: object) -> str:
-    if mode not in MODES:
-        raise InputError(f"Unknown output mode {mode!r}; use one of: {', '.join(MODES)}.")
-    return str(mode)
+    return str(parse_choice(Mode, mode, "output mode"))
 
 
 def check_alpha(alpha: object) -> float:
