@@ -796,7 +796,8 @@ def options_from_args(args: argparse.Namespace) -> BatchOptions:
         raise InputError("--threads must be at least 1.")
     given = {k: getattr(args, k, None) for k in ("blur", "background", "feather")}
     effect = EffectOptions(**{k: v for k, v in given.items() if v is not None})  # a background image is read here
-    dopts = DrawOptions(mode=args.mode, alpha=args.alpha, outlines=args.outlines, effect=effect)
+    dopts = DrawOptions(mode=args.mode, alpha=args.alpha, outlines=args.outlines, effect=effect,
+                        matte=getattr(args, "matte", "auto"))
     video = VideoOptions(draw=dopts, speed=Speed(args.speed), temporal=args.temporal == "on",
                          max_frames=args.max_frames)
     return BatchOptions(model=args.model, labels_file=args.labels, resize=args.resize, video=video,

@@ -53,7 +53,7 @@ class ModelEntry:
     input_mean: float = 127.5
     input_std: float = 127.5
     raw_uint8: bool = True  # uint8 models: feed pixels as they are (the TFLite/Coral convention)
-    output: str = "class_ids"  # "class_ids" or "scores"
+    output: str = "class_ids"  # "class_ids", "scores", or "probability" (one channel: P(last label))
     score_upsample: int = 1
     derive: str | None = None  # id of the entry this one is derived from (see derive.py)
     cut_tensor: str | None = None  # for derived entries: tensor name the graph is cut at
@@ -168,6 +168,46 @@ _add(ModelEntry(
     licence="Apache-2.0",
     description="The same network as a TF Hub SavedModel, run with TensorFlow (slower start).",
 ))
+
+_MEDIAPIPE = ("https://storage.googleapis.com/mediapipe-assets/",
+              "https://github.com/google-ai-edge/mediapipe/raw/v0.10.14/mediapipe/modules/selfie_segmentation/")
+_add(ModelEntry(
+    id="selfie-segmentation",
+    name="MediaPipe Selfie Segmentation (people, 256x256)",
+    format=TFLITE,
+    labels=_labels.PERSON,
+    palette="person",
+    filename="selfie_segmentation.tflite",
+    urls=tuple(base + "selfie_segmentation.tflite" for base in _MEDIAPIPE),
+    sha256="9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
+    input_size_wh=(256, 256),
+    input_mean=0.0,
+    input_std=255.0,
+    output="probability",
+    dataset="people (MediaPipe, person vs background)",
+    licence="Apache-2.0",
+    description=("MediaPipe Selfie Segmentation (general), float32 RGB in [0, 1] -> person probability; "
+                 "from the mediapipe 0.10.14 wheel, mediapipe/modules/selfie_segmentation/."),
+))
+_add(ModelEntry(
+    id="selfie-segmentation-landscape",
+    name="MediaPipe Selfie Segmentation landscape (people, 256x144, fast)",
+    format=TFLITE,
+    labels=_labels.PERSON,
+    palette="person",
+    filename="selfie_segmentation_landscape.tflite",
+    urls=tuple(base + "selfie_segmentation_landscape.tflite" for base in _MEDIAPIPE),
+    sha256="a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd",
+    input_size_wh=(256, 144),
+    input_mean=0.0,
+    input_std=255.0,
+    output="probability",
+    dataset="people (MediaPipe, person vs background)",
+    licence="Apache-2.0",
+    description="The landscape variant (16:9 video calls): faster, and better on wide frames.",
+))
+
+PERSON_MODEL_IDS = ("selfie-segmentation", "selfie-segmentation-landscape")
 
 DEFAULT_MODEL_ID = "autoseg-edgetpu-xs"
 

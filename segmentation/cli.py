@@ -14,6 +14,7 @@ from pathlib import Path
 from . import batch, catalog, draw
 from .draw import DrawOptions, Mode
 from .errors import InputError, SegmentationError
+from .matte import MatteSource
 from .files import atomic_path, is_disk_full
 from .segmenter import ResizePolicy
 from .temporal import Speed
@@ -49,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "cropped); remove-background to .mp4: the key colour (default #00ff00)")
     p.add_argument("--feather", type=float, metavar="PX",
                    help="background effects: soft foreground edge, Gaussian sigma in pixels (default 3; 0: hard)")
+    p.add_argument("--matte", choices=list(MatteSource), default=MatteSource.AUTO.value,
+                   help="background effects with people in the foreground: where the person matte comes "
+                        "from -- auto (default: MediaPipe selfie models + the model's own person score, "
+                        "+ DeepLab PASCAL on photos), selfie, pascal, or model (the --model's person class)")
     p.add_argument("--outlines", action=argparse.BooleanOptionalAction, default=None,
                    help="thin class boundaries over the picture (default: on for overlay and side-by-side)")
     p.add_argument("--resize", choices=list(ResizePolicy), default=ResizePolicy.STRETCH.value)
@@ -132,7 +137,7 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise InputError(str(exc)) from None
     dopts = DrawOptions(mode=args.mode, alpha=args.alpha, classes=classes,
-                        outlines=args.outlines, effect=effect)
+                        outlines=args.outlines, effect=effect, matte=args.matte)
     if kind == "image":
         from .images import MAX_PIXELS, displayed_size
 

@@ -19,6 +19,7 @@ import numpy as np
 from .classmaps import upscale_nearest
 from .effects import BackgroundEffect, Effect, EffectOptions, default_foreground
 from .errors import InputError, parse_choice
+from .matte import MatteSource, check_matte, person_ids
 
 class Mode(StrEnum):
     """What a result looks like: classes over the frame, the colours alone, both side by side,
@@ -54,9 +55,26 @@ class DrawOptions:
     classes: tuple[int, ...] | None = None  # None = all classes (effects: person)
     outlines: bool | None = None
     effect: EffectOptions = EffectOptions()
+    matte: MatteSource = MatteSource.AUTO  # effects: where the person matte's evidence comes from
 
     def __post_init__(self):
         object.__setattr__(self, "mode", parse_choice(Mode, self.mode, "output mode"))
+        object.__setattr__(self, "matte", check_matte(self.matte))
+
+    def matte_ids(self, labels: Sequence[str]) -> tuple[int, ...]:
+        """The foreground's ``person`` ids that a person matte stands for (empty: no matte needed).
+
+        A matte source other than ``auto`` for a foreground without people is refused.
+        """
+        if self.background_effect is None:
+            return ()
+        fg = self.resolve(labels).classes or ()
+        ids = tuple(i for i in person_ids(labels) if i in fg)
+        if not ids and self.matte is not MatteSource.AUTO:
+            names = ", ".join(labels[i] if i < len(labels) else str(i) for i in fg)
+            raise InputError(f"--matte {self.matte} makes a person matte, but the foreground ({names}) "
+                             "has no person.")
+        return ids
 
     @property
     def show_outlines(self) -> bool:
@@ -168,13 +186,19 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 
 def render(frame: np.ndarray, class_map: np.ndarray, palette: np.ndarray,
-           options: DrawOptions = DrawOptions()) -> np.ndarray:
-    """The output picture for one frame in the chosen mode (RGB; RGBA for ``remove-background``)."""
+           options: DrawOptions = DrawOptions(), matte: np.ndarray | None = None,
+           person: tuple[int, ...] = ()) -> np.ndarray:
+    """The output picture for one frame in the chosen mode (RGB; RGBA for ``remove-background``).
+
+    ``matte``: the person alpha (``matte.PersonMatte``) that stands for the ``person`` class ids
+    in a background effect's foreground.
+    """
     if options.background_effect is not None:
         if options.classes is None:
             raise InputError("A background effect needs its foreground classes: set DrawOptions.classes "
                              "or call DrawOptions.resolve(labels) for the model's 'person' class.")
-        return _effect(options.background_effect, options.classes, options.effect)(frame, class_map)
+        effect = _effect(options.background_effect, options.classes, options.effect, tuple(person))
+        return effect(frame, class_map, matte)
     if options.mode == "mask":
         h, w = frame.shape[:2]
         out = colorize(class_map, palette, options.classes, (w, h))
@@ -188,9 +212,10 @@ def render(frame: np.ndarray, class_map: np.ndarray, palette: np.ndarray,
 
 
 @lru_cache(maxsize=4)
-def _effect(effect: Effect, classes: tuple[int, ...], options: EffectOptions) -> BackgroundEffect:
+def _effect(effect: Effect, classes: tuple[int, ...], options: EffectOptions,
+            person: tuple[int, ...] = ()) -> BackgroundEffect:
     """One annotator per (effect, foreground, options): it keeps the scaled background between frames."""
-    return BackgroundEffect(effect, classes, options)
+    return BackgroundEffect(effect, classes, options, person)
 
 
 def output_size(width: int, height: int, mode: Mode | str) -> tuple[int, int]:

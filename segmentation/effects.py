@@ -133,23 +133,37 @@ class BackgroundEffect:
     """
 
     def __init__(self, effect: Effect | str, foreground: Iterable[int],
-                 options: EffectOptions = EffectOptions()):
+                 options: EffectOptions = EffectOptions(), person: Iterable[int] = ()):
         self.effect = parse_choice(Effect, effect, "background effect")
         self.foreground = tuple(sorted({int(c) for c in foreground if 0 <= int(c) < 256}))
         if not self.foreground:
             raise InputError("A background effect needs at least one foreground class.")
         self.options = options
+        # With a person matte, the person class comes from it; the other classes from the class map.
+        self.person = tuple(c for c in self.foreground if c in set(person))
+        rest = [c for c in self.foreground if c not in self.person]
         self._keep = np.zeros(256, dtype=np.uint8)
         self._keep[list(self.foreground)] = 255
+        self._rest = np.zeros(256, dtype=np.uint8)
+        self._rest[rest] = 255
         self._fill: tuple[tuple[int, int], np.ndarray] | None = None  # replacement background, per size
 
-    def __call__(self, frame: np.ndarray, class_map: np.ndarray) -> np.ndarray:
-        return self.annotate(frame, class_map)
+    def __call__(self, frame: np.ndarray, class_map: np.ndarray, matte: np.ndarray | None = None) -> np.ndarray:
+        return self.annotate(frame, class_map, matte)
 
-    def annotate(self, frame: np.ndarray, class_map: np.ndarray) -> np.ndarray:
+    def annotate(self, frame: np.ndarray, class_map: np.ndarray, matte: np.ndarray | None = None) -> np.ndarray:
+        """The picture; ``matte``: a person alpha (uint8, any size) that replaces the person class."""
         h, w = frame.shape[:2]
-        mask = self.mask(class_map)
-        matte = feather(mask, (w, h), self.options.feather)
+        if matte is not None and self.person:
+            mask = matte
+            matte = soft_matte(matte, (w, h), self.options.feather)
+            if self._rest.any():  # other foreground classes beside the people
+                rest = cv2.LUT(np.ascontiguousarray(class_map, dtype=np.uint8), self._rest)
+                matte = cv2.max(matte, feather(rest, (w, h), self.options.feather))
+                mask = cv2.max(cv2.resize(mask, (rest.shape[1], rest.shape[0])), rest)
+        else:
+            mask = self.mask(class_map)
+            matte = feather(mask, (w, h), self.options.feather)
         if self.effect is Effect.REMOVE:
             rgba = cv2.cvtColor(cv2.copyTo(frame, matte), cv2.COLOR_RGB2RGBA)  # colour zeroed where matte is 0
             rgba[..., 3] = matte
@@ -203,6 +217,16 @@ def feather(mask: np.ndarray, size_wh: tuple[int, int], sigma: float) -> np.ndar
     if (soft.shape[1], soft.shape[0]) != (w, h):
         soft = cv2.resize(soft, size_wh, interpolation=cv2.INTER_LINEAR)
     return soft
+
+
+def soft_matte(alpha: np.ndarray, size_wh: tuple[int, int], sigma: float) -> np.ndarray:
+    """A soft alpha (uint8, any size) at ``size_wh``: upsampled bilinearly, its edge widened by a
+    Gaussian of ``sigma`` output pixels *outwards only* (the max of the two), so a feather never
+    makes a thin or small person transparent."""
+    up = cv2.resize(alpha, size_wh, interpolation=cv2.INTER_LINEAR) if alpha.shape[1::-1] != size_wh else alpha
+    if sigma <= 0:
+        return up
+    return cv2.max(up, feather(alpha, size_wh, sigma))
 
 
 def composite(front: np.ndarray, back: np.ndarray, matte: np.ndarray) -> np.ndarray:

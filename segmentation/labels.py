@@ -25,6 +25,9 @@ PASCAL_VOC = (
     "pottedplant", "sheep", "sofa", "train", "tvmonitor",
 )
 
+# The person models (MediaPipe Selfie Segmentation): background, person.
+PERSON = ("background", "person")
+
 # Cityscapes *train ids* 0..18, the order the DeepLab Cityscapes model outputs
 # (no background class: Coral's labels file puts one first, which is off by one).
 CITYSCAPES = (
@@ -78,11 +81,19 @@ def cityscapes_palette() -> np.ndarray:
     return pal
 
 
-PALETTES = {"pascal": pascal_colormap, "ade20k": ade20k_palette, "cityscapes": cityscapes_palette}
+def person_palette() -> np.ndarray:
+    """256 RGB colours: black background and PASCAL's person colour for id 1, PASCAL colours after."""
+    pal = pascal_colormap(256)
+    pal[1] = pal[PASCAL_VOC.index("person")]
+    return pal
+
+
+PALETTES = {"pascal": pascal_colormap, "ade20k": ade20k_palette, "cityscapes": cityscapes_palette,
+            "person": person_palette}
 
 
 def palette(name: str) -> np.ndarray:
-    """A (256, 3) uint8 RGB palette by name ("pascal", "ade20k" or "cityscapes")."""
+    """A (256, 3) uint8 RGB palette by name ("pascal", "ade20k", "cityscapes" or "person")."""
     return PALETTES[name]()
 
 

@@ -36,6 +36,8 @@ from .draw import DrawOptions, LegendItem, Mode
 from .errors import InputError, SegmentationError
 from .exports import ExportInfo, Timeline, labels_writer, save_labels
 from .images import load_image
+from .matte import PersonMatte
+from .matte import alpha as matte_alpha
 from .segmenter import Segmenter
 from .temporal import Speed, TemporalOptions, check_speed, frame_segmenter
 
@@ -141,14 +143,28 @@ def segment_image(segmenter: Segmenter, image: str | Path | bytes | np.ndarray,
     ``labels_out``: the class map at the image's size as .png, .zip or COCO .json.
     """
     t = time.perf_counter()
+    matte = person_matte(segmenter, options, still=True)
     options = options.resolve(segmenter.labels)
     rgb = image if isinstance(image, np.ndarray) else load_image(image)
-    res = segmenter.segment(rgb)
-    out = draw.render(rgb, res.class_map, res.palette, options)
-    items = draw.legend(res.class_map, res.labels, res.palette, options.classes)
+    alpha = None
+    if matte is None:
+        class_map = segmenter.segment(rgb).class_map
+    else:
+        class_map, scores = segmenter.segment_scores(rgb)
+        alpha = matte_alpha(matte.logits(rgb, scores))
+    out = draw.render(rgb, class_map, segmenter.palette, options, alpha, options.matte_ids(segmenter.labels))
+    items = draw.legend(class_map, segmenter.labels, segmenter.palette, options.classes)
     if labels_out is not None:
-        save_labels(res.class_map, labels_out, export_info(segmenter))
-    return ImageResult(rgb, out, res.class_map, items, segmenter.entry.id, time.perf_counter() - t)
+        save_labels(class_map, labels_out, export_info(segmenter))
+    return ImageResult(rgb, out, class_map, items, segmenter.entry.id, time.perf_counter() - t)
+
+
+def person_matte(segmenter: Segmenter, options: DrawOptions, still: bool) -> PersonMatte | None:
+    """The person matte a job needs: for a background effect whose foreground holds people, from
+    ``options.matte``'s sources (``still``: a photo's weights); None otherwise."""
+    if not options.matte_ids(segmenter.labels):
+        return None
+    return PersonMatte(segmenter, options.matte, still=still)
 
 
 def export_info(segmenter: Segmenter, fps: float | None = None) -> ExportInfo:
@@ -236,7 +252,12 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     hist = np.zeros(256, dtype=np.int64)
     timeline = Timeline()
     frames = 0
-    frame_seg = frame_segmenter(segmenter, options.speed, float(info.fps), options.temporal, options.fusion)
+    frame_seg = frame_segmenter(segmenter, options.speed, float(info.fps), options.temporal, options.fusion,
+                                person_matte(segmenter, dopts, still=False))
+    person = dopts.matte_ids(segmenter.labels)
+    if person and set(person) == set(dopts.classes) and not labels_out:
+        # Only the matte is drawn: the class maps serve the legend and timeline, at <= 480x270.
+        frame_seg.labels_size_wh = stats_size(info.width, info.height)
     halt = _Halt(stop, failed)
 
     def decode():
@@ -261,7 +282,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                 f = _get(frames_q, halt)
                 if f is _END:
                     return
-                if not _put(maps_q, (f, frame_seg(f.rgb).class_map), halt):
+                if not _put(maps_q, (f, frame_seg(f.rgb)), halt):
                     return
         finally:
             _put(maps_q, _END, halt)
@@ -282,8 +303,9 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                 item = _get(maps_q, halt)
                 if item is _END:
                     break
-                f, cm = item
-                sink.write(draw.render(f.rgb, cm, segmenter.palette, dopts), f.pts, f.duration)
+                f, answer = item
+                cm = answer.class_map
+                sink.write(draw.render(f.rgb, cm, segmenter.palette, dopts, answer.matte, person), f.pts, f.duration)
                 counts = draw.class_histogram(cm)
                 hist += counts
                 first_pts = f.pts if first_pts is None else first_pts
@@ -318,6 +340,16 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     legend = draw.legend(hist, segmenter.labels, segmenter.palette, dopts.classes)
     return VideoResult(Path(dst), frames, frame_seg.keyframes, info, info.fps, seconds, legend,
                        segmenter.entry.id, options.speed, options.temporal, timeline)
+
+
+STATS_PIXELS = 480 * 270
+
+
+def stats_size(width: int, height: int) -> tuple[int, int]:
+    """``size_wh`` of a class map kept for its statistics only: the frame's, or a fraction of it
+    with at most ``STATS_PIXELS`` pixels (the shares of the classes barely change)."""
+    k = max(1, int(np.ceil(np.sqrt(width * height / STATS_PIXELS))))
+    return (max(1, width // k), max(1, height // k))
 
 
 class _Halt:

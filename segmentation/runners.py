@@ -68,6 +68,7 @@ class Runner(Protocol):
     input_size_wh: tuple[int, int]
     output_kind: str  # "class_ids" or "scores"
     num_classes: int | None  # score outputs: their channels; class-id outputs: None (not knowable)
+    score_scale: float  # real logit units per score unit (quantized outputs); 1.0 otherwise
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray: ...
 
@@ -106,10 +107,17 @@ class LiteRTRunner:
         self.input_size_wh = (int(shape[2]), int(shape[1]))
         self.input_dtype = np.dtype(self._in["dtype"])
         out_shape = [int(s) for s in self._out["shape"]]
-        # [1,H,W] or [1,H,W,1] -> class ids; [1,H,W,C>1] -> scores
-        self.output_kind = "scores" if len(out_shape) == 4 and out_shape[-1] > 1 else "class_ids"
-        self.output_shape = tuple(out_shape)
-        self.num_classes = out_shape[-1] if self.output_kind == "scores" else None
+        # [1,H,W] or [1,H,W,1] -> class ids; [1,H,W,C>1] -> scores; a "probability" entry's
+        # [1,H,W,1] -> two-class scores (logits of background and the one class)
+        self._probability = entry.output == "probability"
+        if self._probability and (len(out_shape) != 4 or out_shape[-1] != 1):
+            raise ModelError(f"{self.path.name}: output shape {out_shape} is not [1, H, W, 1] (a probability).")
+        self.output_kind = ("scores" if self._probability or (len(out_shape) == 4 and out_shape[-1] > 1)
+                            else "class_ids")
+        self.num_classes = 2 if self._probability else out_shape[-1] if self.output_kind == "scores" else None
+        scale = self._out.get("quantization", (0.0, 0))[0]
+        # Real units per score unit: quantized logits (Autoseg's int8 scores) are scaled by this.
+        self.score_scale = float(scale) if scale and np.dtype(self._out["dtype"]).kind in "iu" else 1.0
         self._lut = None
         scale, zp = self._in.get("quantization", (0.0, 0))
         if self.input_dtype == np.uint8 and entry.raw_uint8:
@@ -142,9 +150,19 @@ class LiteRTRunner:
             self._interp.invoke()
             out = self._interp.get_tensor(self._out["index"])
         out = out[0]
+        if self._probability:
+            return probability_scores(out[..., 0])
         if self.output_kind == "class_ids" and out.ndim == 3:
             out = out[..., 0]
         return out
+
+
+def probability_scores(p: np.ndarray) -> np.ndarray:
+    """A probability map (H, W) -> two-class scores (H, W, 2): 0 and the logit, so argmax = p > 0.5."""
+    p = np.clip(p.astype(np.float32), 1e-4, 1 - 1e-4)
+    out = np.zeros((*p.shape, 2), np.float32)
+    out[..., 1] = np.log(p / (1 - p))
+    return out
 
 
 class TFRunner:
@@ -196,6 +214,7 @@ class TFRunner:
         probe = self._run(np.zeros((size[1], size[0], 3), dtype=np.uint8))
         self.output_kind = "scores" if probe.ndim == 3 and probe.shape[-1] > 1 else "class_ids"
         self.num_classes = int(probe.shape[-1]) if self.output_kind == "scores" else None
+        self.score_scale = 1.0
 
     def _run(self, rgb: np.ndarray) -> np.ndarray:
         tf = self._tf

@@ -182,6 +182,17 @@ class Segmenter:
         """Class map (uint8) of ``size_wh`` from :meth:`scores` output, edges refined."""
         return refine_labels(scores, size_wh)
 
+    def segment_scores(self, image: np.ndarray, size_wh: tuple[int, int] | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """(class map of ``segment``, :meth:`scores`) from one model run."""
+        rgb = as_rgb_array(image)
+        size_wh = tuple(size_wh or (rgb.shape[1], rgb.shape[0]))
+        if self.has_scores:
+            s = self.scores(rgb)
+            return self.labels_from_scores(s, size_wh), s
+        low = self.predict(rgb)
+        return upscale_nearest(low, size_wh), soft_one_hot(low, len(self.labels))
+
     def segment(self, image: np.ndarray, size_wh: tuple[int, int] | None = None) -> SegmentationResult:
         """Segment an RGB image; the class map has the image's size, or ``size_wh``."""
         rgb = as_rgb_array(image)

@@ -35,6 +35,8 @@ import cv2
 import numpy as np
 
 from .errors import parse_choice
+from .matte import PersonMatte
+from .matte import alpha as matte_alpha
 from .segmenter import Segmenter
 
 
@@ -71,10 +73,12 @@ class TemporalOptions:
 
 @dataclass(frozen=True)
 class FrameLabels:
-    """One frame's answer: the class map (uint8, the frame's size) and whether the model ran."""
+    """One frame's answer: the class map (uint8, the frame's size), whether the model ran, and
+    with a person matte, its alpha (uint8 on ``matte.GRID_WH``, 255 = person)."""
 
     class_map: np.ndarray
     keyframe: bool
+    matte: np.ndarray | None = None
 
 
 class _Flow:
@@ -129,12 +133,23 @@ def warp_scores(scores: np.ndarray, where: np.ndarray) -> np.ndarray:
 
 
 class FrameSegmenter:
-    """Base of the strategies: call with each RGB frame in order (a new stream: a new instance)."""
+    """Base of the strategies: call with each RGB frame in order (a new stream: a new instance).
 
-    def __init__(self, segmenter: Segmenter):
+    With a ``matte`` (``matte.PersonMatte``) each answer also carries the person
+    matte, fused over time like the scores.
+    """
+
+    def __init__(self, segmenter: Segmenter, matte: PersonMatte | None = None):
         self.seg = segmenter
+        self.matte = matte
         self.frames = 0
         self.keyframes = 0
+        # The class maps' size_wh; None: the frame's. A job that draws only the person matte and
+        # needs the class maps for their statistics alone sets a smaller one (cheaper edges).
+        self.labels_size_wh: tuple[int, int] | None = None
+
+    def _size(self, rgb: np.ndarray) -> tuple[int, int]:
+        return self.labels_size_wh or (rgb.shape[1], rgb.shape[0])
 
     def __call__(self, rgb: np.ndarray) -> FrameLabels:
         out = self._step(rgb)
@@ -150,17 +165,36 @@ class EveryFrame(FrameSegmenter):
     """The model on every frame, nothing carried over: ``Segmenter.segment`` per frame."""
 
     def _step(self, rgb: np.ndarray) -> FrameLabels:
-        return FrameLabels(self.seg.segment(rgb).class_map, True)
+        if self.matte is None:
+            return FrameLabels(self.seg.segment(rgb, self._size(rgb)).class_map, True)
+        class_map, scores = self.seg.segment_scores(rgb, self._size(rgb))
+        return FrameLabels(class_map, True, matte_alpha(self.matte.logits(rgb, scores)))
 
 
 class _Tracked(FrameSegmenter):
     """Shared state of the flow-based strategies: fused scores and the flow that moves them."""
 
-    def __init__(self, segmenter: Segmenter, options: TemporalOptions, flow_width: int):
-        super().__init__(segmenter)
+    def __init__(self, segmenter: Segmenter, options: TemporalOptions, flow_width: int,
+                 matte: PersonMatte | None = None):
+        super().__init__(segmenter, matte)
         self.opt = options
         self._flow = _Flow(flow_width)
         self._fused: np.ndarray | None = None
+        self._matte: np.ndarray | None = None  # fused person logits (with a matte)
+
+    def _new_matte(self, rgb: np.ndarray, scores: np.ndarray) -> np.ndarray | None:
+        return None if self.matte is None else self.matte.logits(rgb, scores)
+
+    def _fuse_matte(self, new: np.ndarray | None, where: np.ndarray | None, err: np.ndarray | None,
+                    weight: float) -> None:
+        """The person logits: ``new`` alone (no history, a cut, or no blend), else ``new`` blended
+        with the history warped through ``where``, trusted as the scores are (no stickiness)."""
+        if new is None or where is None or self._matte is None:
+            self._matte = new
+            return
+        carried = warp_scores(self._matte, where)
+        keep = (1.0 - weight) * self._trust(err, new.shape)
+        self._matte = new + keep * (carried - new)
 
     def _trust(self, err: np.ndarray, grid_shape: tuple[int, ...]) -> np.ndarray:
         """Per-cell trust in warped history (0..1), falling with the warp error."""
@@ -185,25 +219,33 @@ class _Tracked(FrameSegmenter):
             np.put_along_axis(fused, winner, np.take_along_axis(fused, winner, axis=-1) + bonus, axis=-1)
         return fused
 
-    def _labels(self, rgb: np.ndarray, keyframe: bool) -> FrameLabels:
-        return FrameLabels(self.seg.labels_from_scores(self._fused, (rgb.shape[1], rgb.shape[0])), keyframe)
+    def _labels(self, rgb: np.ndarray, keyframe: bool, scores: np.ndarray | None = None,
+                matte: np.ndarray | None = None) -> FrameLabels:
+        scores = self._fused if scores is None else scores
+        matte = self._matte if matte is None else matte
+        return FrameLabels(self.seg.labels_from_scores(scores, self._size(rgb)), keyframe,
+                           None if matte is None else matte_alpha(matte))
 
 
 class Fused(_Tracked):
     """The model on every frame, blended with the flow-warped history (see module docstring)."""
 
-    def __init__(self, segmenter: Segmenter, options: TemporalOptions):
-        super().__init__(segmenter, options, options.flow_width)
+    def __init__(self, segmenter: Segmenter, options: TemporalOptions, matte: PersonMatte | None = None):
+        super().__init__(segmenter, options, options.flow_width, matte)
 
     def _step(self, rgb: np.ndarray) -> FrameLabels:
         gray = self._flow.gray(rgb)
         new = self.seg.scores(rgb)
+        new_matte = self._new_matte(rgb, new)
         if self._fused is None or self._flow.is_cut(gray, self.opt.cut_threshold):
             self._fused = new
+            self._fuse_matte(new_matte, None, None, 1.0)
         else:
             where = self._flow.map_to_prev(gray)
-            trust = self._trust(warp_error(gray, self._flow.prev, where), new.shape)
+            err = warp_error(gray, self._flow.prev, where)
+            trust = self._trust(err, new.shape)
             self._fused = self._blend(new, warp_scores(self._fused, where), trust, self.opt.new_weight)
+            self._fuse_matte(new_matte, where, err, self.opt.new_weight)
         self._flow.prev = gray
         return self._labels(rgb, True)
 
@@ -229,8 +271,9 @@ class Keyframes(_Tracked):
     carried ones with ``keyframe_weight``; without, they replace them.
     """
 
-    def __init__(self, segmenter: Segmenter, fps: float, options: TemporalOptions, blend: bool = True):
-        super().__init__(segmenter, options, options.keyframe_flow_width)
+    def __init__(self, segmenter: Segmenter, fps: float, options: TemporalOptions, blend: bool = True,
+                 matte: PersonMatte | None = None):
+        super().__init__(segmenter, options, options.keyframe_flow_width, matte)
         self.blend = blend
         self.budget_s = options.budget_share / max(float(fps), 1e-3)
         self._key_gray: np.ndarray | None = None
@@ -273,16 +316,20 @@ class Keyframes(_Tracked):
         unreliable = float(err.mean()) > self.opt.error_threshold or self._motion > self.opt.motion_threshold
         if self._since + 1 >= self.interval or (
                 unreliable and self._since + 1 >= self.opt.min_interval and self._credit >= self._t_model):
-            return self._keyframe(rgb, gray, (carried, self._trust(err, carried.shape)) if self.blend else None)
+            return self._keyframe(rgb, gray, (carried, self._trust(err, carried.shape)) if self.blend else None,
+                                  (self._to_key, err) if self.blend else None)
         self._since += 1
-        return FrameLabels(self.seg.labels_from_scores(carried, (rgb.shape[1], rgb.shape[0])), False)
+        matte = None if self._matte is None else warp_scores(self._matte, self._to_key)
+        return self._labels(rgb, False, carried, matte)
 
-    def _keyframe(self, rgb: np.ndarray, gray: np.ndarray, carried) -> FrameLabels:
+    def _keyframe(self, rgb: np.ndarray, gray: np.ndarray, carried, matte_warp=None) -> FrameLabels:
         t = time.perf_counter()
         new = self.seg.scores(rgb)
+        new_matte = self._new_matte(rgb, new)
         took = time.perf_counter() - t
         self._t_model = 0.8 * self._t_model + 0.2 * took if self.keyframes else took
         self._fused = new if carried is None else self._blend(new, *carried, self.opt.keyframe_weight)
+        self._fuse_matte(new_matte, *(matte_warp or (None, None)), self.opt.keyframe_weight)
         self._flow.prev = self._key_gray = gray
         self._to_key = None
         self._since = 0
@@ -291,9 +338,11 @@ class Keyframes(_Tracked):
 
 
 def frame_segmenter(segmenter: Segmenter, speed: Speed | str = Speed.ACCURATE, fps: float = 30.0,
-                    temporal: bool = True, options: TemporalOptions = TemporalOptions()) -> FrameSegmenter:
-    """The strategy for a speed and temporal switch (see module docstring)."""
+                    temporal: bool = True, options: TemporalOptions = TemporalOptions(),
+                    matte: PersonMatte | None = None) -> FrameSegmenter:
+    """The strategy for a speed and temporal switch (see module docstring); with ``matte``
+    every answer carries the person matte too."""
     speed = check_speed(speed)
     if speed is Speed.REALTIME:
-        return Keyframes(segmenter, fps, options, blend=temporal)
-    return Fused(segmenter, options) if temporal else EveryFrame(segmenter)
+        return Keyframes(segmenter, fps, options, blend=temporal, matte=matte)
+    return Fused(segmenter, options, matte) if temporal else EveryFrame(segmenter, matte)

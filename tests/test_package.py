@@ -41,7 +41,8 @@ def test_wheel_installs_and_runs_from_anywhere_offline(tmp_path, offline):
     names = zipfile.ZipFile(wheel).namelist()
     for f in ("autoseg_edgetpu_xs_scores64.tflite", "autoseg_edgetpu_xs_fused_argmax.tflite",
               "deeplabv3_mnv2_pascal_quant.tflite", "deeplabv3_mnv2_dm05_pascal_quant.tflite",
-              "deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite", "LICENSE"):
+              "deeplab_mobilenet_edgetpu_slim_cityscapes_quant.tflite", "selfie_segmentation.tflite",
+              "selfie_segmentation_landscape.tflite", "LICENSE"):
         assert f"segmentation_weights/{f}" in names
     assert "segmentation/cli.py" in names and not [n for n in names if n.startswith(("tests/", "examples/"))]
 
