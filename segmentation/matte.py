@@ -70,8 +70,9 @@ class MatteWeights:
 
 STILL_WEIGHTS = MatteWeights()  # photos: every source
 # Video frames: the landscape model and the job's own scores (PASCAL or both selfie models on
-# every frame would cost more than the effect jobs took before the matte).
-VIDEO_WEIGHTS = MatteWeights(selfie=0.0, pascal=0.0, bias=1.0)
+# every frame would cost more than the effect jobs took before the matte), the two alike: at
+# twice the weight Autoseg's "not a person" cut the grey cardigan out of the person video.
+VIDEO_WEIGHTS = MatteWeights(selfie=0.0, model=1.0, pascal=0.0, bias=1.0)
 
 
 def person_ids(labels: Sequence[str]) -> tuple[int, ...]:

@@ -45,6 +45,12 @@ def shared_videos() -> Path:
 
 
 @pytest.fixture(scope="session")
+def shared_people() -> Path:
+    """Person photos with masks (evaluation only: read here, never copied into the project)."""
+    return _need(SHARED / "people")
+
+
+@pytest.fixture(scope="session")
 def default_segmenter(shared_models):
     from segmentation import Segmenter
 

@@ -547,6 +547,27 @@ def test_live_session_realtime_and_model_switch(shared_models):
     assert out.shape == frame.shape and "deeplabv3-pascal-dm05" in text
 
 
+def test_live_people_effect_runs_the_light_person_model(shared_models, shared_videos):
+    """A background effect that keeps people runs the landscape selfie model alone and says so;
+    another foreground (or an overlay) keeps the chosen model."""
+    import av
+
+    with av.open(str(shared_videos / "one-by-one-person-detection.mp4")) as c:
+        frames = [f.to_ndarray(format="rgb24") for i, f in zip(range(121), c.decode(video=0))][-3:]
+    cache = jobs.SegmenterCache()
+    people = cache.get("selfie-segmentation-landscape")
+    live = LiveSession(interval=0.1)
+    for frame in frames:
+        out, text = live.process(cache.get(DEFAULT_MODEL_ID), frame, "replace-background", 0.5, None,
+                                 "accurate", people=people)
+    assert "selfie-segmentation-landscape (people only" in text and out.shape == frame.shape
+    green = np.all(out == (0, 255, 0), axis=-1)
+    assert 0.7 < green.mean() < 0.99  # the background replaced, the woman (about 1/10 of the frame) kept
+    out, text = live.process(cache.get(DEFAULT_MODEL_ID), frames[-1], "replace-background", 0.5, (1,),
+                             "accurate", people=people)
+    assert "people only" not in text and DEFAULT_MODEL_ID in text
+
+
 # -- example files ----------------------------------------------------------------------------
 def test_examples_are_pinned_and_attributed():
     readme = (Path(ex.__file__).resolve().parent.parent / "examples" / "README.md").read_text()

@@ -18,6 +18,7 @@ import gradio as gr
 from segmentation.draw import EFFECT_MODES, Mode
 from segmentation.errors import SegmentationError
 from segmentation.files import is_disk_full
+from segmentation.matte import LANDSCAPE_ID
 from segmentation.pipeline import sniff_kind
 
 from . import gradio_compat, views
@@ -234,8 +235,10 @@ class Handlers:
         effect = session.effect_options((mode, blur, colour, background_image, feather),
                                         lambda: _effect_of(mode, blur, colour, background_image, feather,
                                                            self.context.limits))
-        out, text = session.process(seg, frame, check_mode(mode), check_alpha(alpha),
-                                    class_filter(classes, seg.labels), check_speed(speed), bool(temporal), effect)
+        mode = check_mode(mode)
+        people = self.context.segmenters.get(LANDSCAPE_ID) if mode in EFFECT_MODES else None
+        out, text = session.process(seg, frame, mode, check_alpha(alpha), class_filter(classes, seg.labels),
+                                    check_speed(speed), bool(temporal), effect, people)
         return views.live_image_html(out), text, session
 
     @user_errors
