@@ -41,18 +41,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 CHROMIUM = "/usr/bin/chromium"
-BITS, CELL = 10, 16  # 10-bit index (loops at 1024 frames), 16 px squares
+# 10-bit index (loops at 1024 frames) in 2 rows of 48 px squares: large enough to be read through
+# the background effects (blur-background's Gaussian of sigma 15 px, for one, lies over the code).
+BITS, ROWS, CELL = 10, 2, 48
+PER_ROW = BITS // ROWS
 
 
 def stamp(rgb: np.ndarray, index: int) -> np.ndarray:
     """Draw the index code: for each bit a (white, black) pair for 1, (black, white) for 0."""
     out = rgb.copy()
-    out[: CELL + 8, : 2 * BITS * CELL + 8] = 128  # a quiet grey band around the code
+    out[: ROWS * CELL + 8, : 2 * PER_ROW * CELL + 8] = 128  # a quiet grey band around the code
     for b in range(BITS):
         one = (index >> b) & 1
-        x = 4 + 2 * b * CELL
-        out[4:4 + CELL, x:x + CELL] = 255 if one else 0
-        out[4:4 + CELL, x + CELL:x + 2 * CELL] = 0 if one else 255
+        x, y = 4 + 2 * (b % PER_ROW) * CELL, 4 + (b // PER_ROW) * CELL
+        out[y:y + CELL, x:x + CELL] = 255 if one else 0
+        out[y:y + CELL, x + CELL:x + 2 * CELL] = 0 if one else 255
     return out
 
 
@@ -83,13 +86,14 @@ window.__decode = (el, w, h, mirrored) => {
   const g = c.getContext('2d', {willReadFrequently: true});
   g.setTransform(mirrored ? -1 : 1, 0, 0, 1, mirrored ? w : 0, 0);
   g.drawImage(el, 0, 0, w, h);
-  const cell = %(cell)d, bits = %(bits)d;
-  const data = g.getImageData(0, 0, 8 + 2 * bits * cell, cell + 8).data, stride = 8 + 2 * bits * cell;
+  const cell = %(cell)d, bits = %(bits)d, per = %(per)d, rows = %(rows)d;
+  const stride = 8 + 2 * per * cell, data = g.getImageData(0, 0, stride, rows * cell + 8).data;
   const lum = (x, y) => { const i = 4 * (y * stride + x); return data[i] + data[i + 1] + data[i + 2]; };
-  const mean = (x0) => { let s = 0; for (let y = 8; y < cell; y++) for (let x = x0 + 4; x < x0 + cell - 4; x++) s += lum(x, y); return s; };
+  // the middle half of a square: its colour survives a blur of up to ~cell/3
+  const mean = (x0, y0) => { let s = 0; for (let y = y0 + cell / 4; y < y0 + 3 * cell / 4; y++) for (let x = x0 + cell / 4; x < x0 + 3 * cell / 4; x++) s += lum(x, y); return s; };
   let v = 0;
   for (let b = 0; b < bits; b++) {
-    const x = 4 + 2 * b * cell, a = mean(x), z = mean(x + cell);
+    const x = 4 + 2 * (b %% per) * cell, y = 4 + Math.floor(b / per) * cell, a = mean(x, y), z = mean(x + cell, y);
     if (Math.abs(a - z) < 0.25 * (a + z + 1)) return -1;
     if (a > z) v |= (1 << b);
   }
@@ -116,7 +120,7 @@ window.__tick = () => {
   requestAnimationFrame(window.__tick);
 };
 requestAnimationFrame(window.__tick);
-""" % {"cell": CELL, "bits": BITS}
+""" % {"cell": CELL, "bits": BITS, "per": PER_ROW, "rows": ROWS}
 
 
 def free_port() -> int:

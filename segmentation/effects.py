@@ -232,20 +232,28 @@ def soft_matte(alpha: np.ndarray, size_wh: tuple[int, int], sigma: float) -> np.
 def composite(front: np.ndarray, back: np.ndarray, matte: np.ndarray) -> np.ndarray:
     """``front`` over ``back`` (both RGB, the frame's size) with a uint8 matte; matte 255 gives ``front`` exactly.
 
-    Opaque pixels are copied, and only the feathered band (0 < matte < 255,
-    a thin ring around the foreground) is blended, in integers: ~1.5 ms at
-    720p against ~3 for a float blend of every pixel.
+    Opaque pixels are copied, and only the soft band (0 < matte < 255, around the foreground) is
+    blended: within the band's bounding box with OpenCV's ``blendLinear`` when the band fills a
+    good part of it (a soft person matte), else pixel by pixel in integers (a thin feathered
+    ring): ~1.5-3 ms at 720p against ~3-6 for either alone on the other kind of band.
     """
     out = back.copy()
     cv2.copyTo(front, cv2.compare(matte, 255, cv2.CMP_EQ), out)
-    points = cv2.findNonZero(cv2.inRange(matte, 1, 254))  # (x, y) of the band: 3x np.flatnonzero's speed
-    if points is not None:
-        points = points.reshape(-1, 2)
-        band = points[:, 1].astype(np.int64) * matte.shape[1] + points[:, 0]
-        a = matte.reshape(-1)[band].astype(np.uint32)[:, None]
-        f = front.reshape(-1, 3)[band].astype(np.uint32)
-        b = back.reshape(-1, 3)[band].astype(np.uint32)
-        out.reshape(-1, 3)[band] = ((f * a + b * (255 - a) + 127) // 255).astype(np.uint8)
+    band = cv2.inRange(matte, 1, 254)
+    x, y, bw, bh = cv2.boundingRect(band)
+    if not bw or not bh:
+        return out
+    box = (slice(y, y + bh), slice(x, x + bw))
+    if cv2.countNonZero(band[box]) > bw * bh // 4:
+        a = matte[box].astype(np.float32) * np.float32(1 / 255)
+        cv2.copyTo(cv2.blendLinear(front[box], back[box], a, 1 - a), band[box], out[box])
+        return out
+    points = cv2.findNonZero(band).reshape(-1, 2)  # (x, y) of the band: 3x np.flatnonzero's speed
+    flat = points[:, 1].astype(np.int64) * matte.shape[1] + points[:, 0]
+    a = matte.reshape(-1)[flat].astype(np.uint32)[:, None]
+    f = front.reshape(-1, 3)[flat].astype(np.uint32)
+    b = back.reshape(-1, 3)[flat].astype(np.uint32)
+    out.reshape(-1, 3)[flat] = ((f * a + b * (255 - a) + 127) // 255).astype(np.uint8)
     return out
 
 

@@ -162,16 +162,9 @@ def model_logit(segmenter, scores: np.ndarray, ids: Sequence[int]) -> np.ndarray
     ids = list(ids)
     if segmenter.has_scores:
         s = scores.astype(np.float32, copy=False) * np.float32(segmenter.runner.score_scale)
-        others = np.delete(s, ids, axis=-1)
-        top = others.max(axis=-1, keepdims=True)
-        lse = top[..., 0] + np.log(np.exp(others - top).sum(axis=-1))
-        mine = s[..., ids]
-        if len(ids) > 1:
-            m = mine.max(axis=-1, keepdims=True)
-            mine = m[..., 0] + np.log(np.exp(mine - m).sum(axis=-1))
-        else:
-            mine = mine[..., 0]
-        logit = mine - lse
+        e = np.exp(s - s.max(axis=-1, keepdims=True))  # shifted: no overflow, the ratio is the same
+        mine = e[..., ids].sum(axis=-1)
+        logit = np.log(np.maximum(mine, 1e-30)) - np.log(np.maximum(e.sum(axis=-1) - mine, 1e-30))
         out = cv2.resize(logit, GRID_WH, interpolation=cv2.INTER_LINEAR)
     else:
         share = scores[..., ids].sum(axis=-1).astype(np.float32)
