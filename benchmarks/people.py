@@ -19,7 +19,11 @@ Run from the project root::
    127), with ``benchmarks/quality.py``'s definition, on the person video and
    on the live benchmark's camera clip (the same footage from frame 300 at
    640x480), accurate and realtime.
-3. **Speed** of person-effect jobs: ``python -m segmentation SRC -o OUT --mode
+3. **The overlay's people** (item 4 of the issue): the semantic map's
+   ``person`` with the video matte put in (person where the matte says so,
+   else the best other class) against the model alone: person IoU on the
+   photos and CamVid image mIoU, with the cost in ms per frame.
+4. **Speed** of person-effect jobs: ``python -m segmentation SRC -o OUT --mode
    blur-background`` on the person video and on the 720p clip, this checkout
    against ``--baseline`` (a checkout of earlier code), interleaved rounds,
    median frames/s.
@@ -48,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_common import SHARED, git_commit, log, shared_video, source_frames  # noqa: E402
-from quality import temporal_consistency  # noqa: E402
+from quality import IoU, camvid_frames, camvid_mapping, temporal_consistency  # noqa: E402
 
 from segmentation import Segmenter, load_image  # noqa: E402
 from segmentation.draw import DrawOptions, Mode  # noqa: E402
@@ -113,6 +117,43 @@ def photo_rows(items) -> list[dict]:
         rows.append({"method": name, "iou": float(np.mean(ious)), "iou_even": float(np.mean(ious[0::2])),
                      "iou_odd": float(np.mean(ious[1::2])), "ms": statistics.median(ms)})
         log(f"  {name}: IoU {rows[-1]['iou']:.3f} ({rows[-1]['ms']:.0f} ms)")
+    return rows
+
+
+def with_matte(seg: Segmenter, matte: PersonMatte, rgb: np.ndarray) -> np.ndarray:
+    """The class map with the matte as its person: the person score set to the best other class's
+    plus the matte's logit (in score units), so the argmax is person exactly where the matte is."""
+    scores = seg.scores(rgb)
+    ids = person_ids(seg.labels)
+    logit = cv2.resize(matte.logits(rgb, scores), (scores.shape[1], scores.shape[0]), interpolation=cv2.INTER_AREA)
+    others = np.delete(scores, ids, axis=-1).max(axis=-1)
+    scores = scores.copy()
+    scores[..., ids[0]] = others + logit / seg.runner.score_scale
+    return seg.labels_from_scores(scores, (rgb.shape[1], rgb.shape[0]))
+
+
+def overlay_rows(items) -> list[dict]:
+    """Person IoU (photos) and CamVid mIoU of the default model's map, alone and with the video matte."""
+    seg = Segmenter.create()
+    matte = PersonMatte(seg)  # the video weights: what an overlay job could afford per frame
+    ids = person_ids(seg.labels)
+    methods = {"model alone": lambda rgb: seg.segment(rgb).class_map,
+               "model + video matte as its person": lambda rgb: with_matte(seg, matte, rgb)}
+    rgbs, gts = camvid_frames()
+    _, lut, evaluated = camvid_mapping(seg.labels)
+    rows = []
+    for name, fn in methods.items():
+        fn(rgbs[0])
+        ious = [iou(at_gt(np.isin(fn(rgb), ids).astype(np.uint8) * 255, gt), gt) for _, rgb, gt in items]
+        acc, ms = IoU(lut, evaluated), []
+        for rgb, gt in zip(rgbs, gts):
+            t = time.perf_counter()
+            cm = fn(rgb)
+            ms.append(1000 * (time.perf_counter() - t))
+            acc.add(cm, gt)
+        rows.append({"method": name, "person_iou": float(np.mean(ious)), "camvid_miou": acc.miou(),
+                     "camvid_pedestrian": acc.per_class().get("pedestrian"), "ms": statistics.median(ms)})
+        log(f"  {name}: {rows[-1]}")
     return rows
 
 
@@ -199,6 +240,13 @@ def markdown(rep: dict) -> str:
     for r in rep["tc"]:
         lines.append(f"| {r['clip']} | {r['speed']} | {r['frames']} | {r['tc']:.3f} | "
                      f"{r['worst']:.3f} ({r['worst_frame']}) | {r['ms']:.1f} |")
+    if rep.get("overlay"):
+        lines += ["", "## The overlay's people: the model's map with the video matte as its person", "",
+                  "| map | person IoU (photos) | CamVid mIoU | CamVid pedestrian IoU | ms per CamVid frame |",
+                  "|---|---|---|---|---|"]
+        for r in rep["overlay"]:
+            lines.append(f"| {r['method']} | {r['person_iou']:.3f} | {r['camvid_miou']:.3f} | "
+                         f"{r['camvid_pedestrian']:.3f} | {r['ms']:.1f} |")
     if rep["speed"]:
         lines += ["", "## blur-background jobs, frames/s (median of interleaved rounds)", "",
                   "| clip | frames | this checkout | baseline | ratio |", "|---|---|---|---|---|"]
@@ -223,17 +271,20 @@ def main(argv=None) -> int:
     p.add_argument("--baseline", type=Path, help="a checkout of earlier code for the speed comparison")
     p.add_argument("--frames", type=int, default=300, help="frames per clip (TC and speed)")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--skip", nargs="*", default=(), choices=("photos", "tc", "speed"))
+    p.add_argument("--skip", nargs="*", default=(), choices=("photos", "tc", "overlay", "speed"))
     p.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results-people.md")
     args = p.parse_args(argv)
     if not (PEOPLE / "images").is_dir():
         log(f"{PEOPLE} is missing: the person set is needed for this benchmark.")
         return 2
     rep = {"command": "python benchmarks/people.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "commit": git_commit(), "cpu": cpu_name(), "photos": [], "tc": [], "speed": []}
+           "commit": git_commit(), "cpu": cpu_name(), "photos": [], "tc": [], "overlay": [], "speed": []}
     if "photos" not in args.skip:
         log("person IoU on ../shared/people ...")
         rep["photos"] = photo_rows(photos())
+    if "overlay" not in args.skip:
+        log("the overlay's people ...")
+        rep["overlay"] = overlay_rows(photos())
     if "tc" not in args.skip:
         log("matte temporal consistency ...")
         rep["tc"] = tc_rows(args.frames)
