@@ -23,6 +23,7 @@ worker process that dies is retried alone, then reported. At the end
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import glob
@@ -557,7 +558,6 @@ def _run_pool(jobs: Sequence[Job], workers: int, threads: int | None, task: Task
     rest go on in a new pool."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context(context)
 
@@ -565,6 +565,35 @@ def _run_pool(jobs: Sequence[Job], workers: int, threads: int | None, task: Task
         return ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_setup, initargs=(threads,))
 
     todo = deque(jobs)
+    with _children_skip_main(task):
+        _pool_loop(todo, workers, task, on_outcome, pool)
+
+
+@contextlib.contextmanager
+def _children_skip_main(task: Task):
+    """Spawned workers do not run the caller's script again: they need only this package (the
+    task is importable from it). Without this, ``run_batch`` in a plain script with no
+    ``if __name__ == "__main__":`` guard ran again in every worker (a RuntimeError traceback, each
+    input "the worker process died"), and from standard input failed (``'<stdin>'`` not found).
+    A task defined in the script itself keeps the usual behaviour (it needs the script)."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(task, "__module__", None) == "__main__":
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+        if "__spec__" not in saved:
+            main.__dict__.pop("__spec__", None)
+
+
+def _pool_loop(todo: deque, workers: int, task: Task, on_outcome: OnOutcome, pool) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
     while todo:
         with pool(workers) as ex:
             in_flight = _pool_pass(ex, todo, workers, task, on_outcome)

@@ -34,7 +34,7 @@ examples:
 
 exit status:
   0    done
-  1    a model could not be loaded or fetched, or (batch) some inputs failed
+  1    a model could not be loaded or fetched, the disk filled up, or (batch) some inputs failed
   2    bad usage or input: an unknown option, choice, model or class, an unreadable input, an output
        that cannot be written or that would overwrite an input; nothing is written
   130  interrupted (Ctrl-C); nothing is kept
@@ -138,14 +138,14 @@ def build_parser() -> Parser:
     return p
 
 
-def list_models(out=sys.stdout) -> int:
+def list_models(out=None) -> int:
     for e in catalog.list_models():
         note = " (default)" if e.id == catalog.DEFAULT_MODEL_ID else ""
         print(f"{e.id:<30s} {e.dataset or '-':<36s} {e.name}{note}", file=out)
     return EXIT_OK
 
 
-def list_classes(model: str, labels_file: str | None, out=sys.stdout) -> int:
+def list_classes(model: str, labels_file: str | None, out=None) -> int:
     """The class ids and names of ``model``: a catalog id's without loading it; a model file's after loading."""
     from .errors import InputError, ModelError
 

@@ -246,5 +246,5 @@ def class_ids(names: Iterable[str], labels: Sequence[str]) -> tuple[int, ...]:
         elif key.isdigit():
             raise ValueError(f"Unknown class id {key}: the model's classes are 0 to {len(labels) - 1}.")
         else:
-            raise ValueError(f"Unknown class {n!r}; known: {', '.join(labels)}")
+            raise ValueError(f"Unknown class {n!r}; known: {', '.join(labels)}.")
     return tuple(out)
