@@ -118,3 +118,43 @@ def test_truncated_mp4_counts_against_its_header(tmp_path):
     part = segment_video(StubSegmenter(), cut, tmp_path / "part.mp4", __import__(
         "segmentation.pipeline", fromlist=["VideoOptions"]).VideoOptions(max_frames=5))
     assert part.frames == 5 and part.warning == ""  # cut by --max-frames, not by the file
+
+
+def test_the_app_reports_a_truncated_video(cut_gif, tmp_path):
+    from webapp import jobs, views
+    from webapp.limits import Limits
+
+    from segmentation import DEFAULT_MODEL_ID
+
+    cache = jobs.SegmenterCache(factory=lambda model_id: StubSegmenter())
+    store = jobs.TempStore(tmp_path / "store")
+    try:
+        r = jobs.run_video(cache, cut_gif, DEFAULT_MODEL_ID, "overlay", 0.5, "realtime", None, Limits(), store)
+    finally:
+        store.close()
+    assert r.stats.frames == 9 and r.stats.warning.startswith("decoded 9 frames; the file is truncated")
+    assert r.stats.to_json()["warning"] == r.stats.warning
+    assert "Decoded 9 frames; the file is truncated" in views.stats_markdown(r.stats)
+
+
+@pytest.mark.parametrize("how", ["script", "stdin"])
+def test_run_batch_from_a_plain_script_without_a_main_guard(tmp_path, shared_models, how):
+    """The README's snippet as a user saves it: no ``if __name__ == "__main__":``, two worker processes."""
+    import subprocess
+    import sys
+
+    (tmp_path / "videos").mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        make_clip(tmp_path / "videos" / name, frames=2)
+    code = ("from segmentation.batch import BatchOptions, run_batch\n"
+            "report = run_batch(['videos/'], 'out/', BatchOptions(labels_format='npz'), workers=2)\n"
+            "print(report.summary(), report.ok)\n")
+    script = tmp_path / "batch.py"
+    script.write_text(code)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, str(script)] if how == "script" else [sys.executable, "-"]
+    r = subprocess.run(cmd, input=None if how == "script" else code, cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stdout.startswith("2 done, 0 skipped, 0 failed") and "2 processes" in r.stdout and \
+        r.stdout.strip().endswith("True"), r.stdout
