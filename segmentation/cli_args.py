@@ -12,6 +12,7 @@ import argparse
 import difflib
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 from . import catalog
@@ -80,10 +81,12 @@ def build_parser() -> Parser:
     from . import batch
 
     p = Parser(prog=_prog(), formatter_class=argparse.RawDescriptionHelpFormatter,
-               description="Semantic segmentation of an image or a video: every pixel labelled with a class, "
+               description="Semantic segmentation of an image or a video: every pixel labelled with a class,\n"
                            "drawn over the picture, as a mask, or as a background effect.",
-               epilog=EXAMPLES + ", ".join(catalog.CATALOG) + " (default " + catalog.DEFAULT_MODEL_ID
-               + "), or a .tflite file, SavedModel folder or TF Hub handle; --list-models describes them.")
+               epilog=EXAMPLES + textwrap.fill(
+                   ", ".join(catalog.CATALOG) + " (default " + catalog.DEFAULT_MODEL_ID + "), or a .tflite file, "
+                   "SavedModel folder or TF Hub handle; --list-models describes them.", 100,
+                   initial_indent=" " * 8, subsequent_indent="  ").lstrip())
     p.add_argument("input", nargs="*", help="image or video file (several, a folder or a glob pattern: a batch "
                    "into the -o folder, see below)")
     p.add_argument("-o", "--output",
