@@ -71,7 +71,10 @@ def _run(args: argparse.Namespace) -> int:
     from .segmenter import Segmenter, SegmenterOptions
 
     src, out = Path(args.input), Path(args.output)
-    refuse_overwriting_input(src, {"-o": out, "--labels-out": args.labels_out, "--timeline-out": args.timeline_out})
+    outputs = {"-o": out, "--labels-out": args.labels_out, "--timeline-out": args.timeline_out}
+    for read in (src, args.background, args.labels, args.model):  # every file the command reads
+        if read and (read is src or Path(read).expanduser().is_file()):
+            refuse_overwriting_input(read, outputs)
     kind = sniff_kind(src)
     checks.check_kind_options(args, kind, src)
     checks.fill_defaults(args)

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from media import make_clip, run_cli
+from media import corner_image, make_clip, run_cli
 
 from segmentation import cli
 from segmentation.cli_args import build_parser
@@ -26,12 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def media(tmp_path_factory) -> Path:
+def media(tmp_path_factory, shared_models) -> Path:
     d = tmp_path_factory.mktemp("cli-errors")
     shutil.copy(ROOT / "examples" / "bird.bmp", d / "bird.bmp")
     make_clip(d / "clip.mp4", frames=3)
     (d / "notes.txt").write_text("not media\n")
     (d / "two.txt").write_text("background\nthing\n")
+    shutil.copy(shared_models / "pascal_voc_labels.txt", d / "names.json")  # a labels file, whatever its name
+    corner_image(40, 30).save(d / "beach.png")
     (d / "folder").mkdir()
     shutil.copy(d / "clip.mp4", d / "folder" / "a.mp4")
     os.symlink(d / "clip.mp4", d / "link.mp4")
@@ -95,6 +97,11 @@ CASES = [
     ("timeline onto the input", [VIDEO, "-o", OUT_MP4, "--timeline-out", VIDEO], 2, "--timeline-out {d}/clip.mp4 is"),
     ("output is a link to the input", [VIDEO, "-o", "{d}/link.mp4"], 2, "-o {d}/link.mp4 is the input {d}/clip.mp4"),
     ("input is a link to the output", ["{d}/link.mp4", "-o", VIDEO], 2, "is the input {d}/link.mp4 itself"),
+    ("output onto the background image", [PHOTO, "-o", "{d}/beach.png", "--mode", "replace-background",
+                                          "--background", "{d}/beach.png"], 2, "is the input {d}/beach.png itself"),
+    ("labels onto the labels file", [PHOTO, "-o", OUT_PNG, "--model", "deeplabv3-pascal", "--labels",
+                                     "{d}/names.json", "--labels-out", "{d}/names.json"], 2,
+     "--labels-out {d}/names.json is the input {d}/names.json itself"),
     ("several inputs, file -o", [PHOTO, VIDEO, "-o", "{d}/o/a.mp4"], 2, "-o {d}/o/a.mp4 names a file; give a folder"),
     ("folder into a file name", ["{d}/folder", "-o", "{d}/o/out.png"], 2, "names a file; give a folder"),
     ("output under a file", [PHOTO, "-o", "{d}/bird.bmp/x.png"], 2,
