@@ -28,6 +28,10 @@ import sys
 import threading
 from pathlib import Path
 
+if __name__ == "__main__":  # stop at once on SIGTERM / Ctrl-C while the imports below run (seconds)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+
 import gradio as gr
 
 from segmentation import DEFAULT_MODEL_ID
@@ -207,13 +211,49 @@ def warm_up(context: AppContext, tables: list[gr.helpers.Examples]) -> None:
     log.info("Example results are cached.")
 
 
+STOP_SECONDS = 2.0  # SIGTERM or Ctrl-C to exit, at any moment (start-up, example warm-up, a job)
+
+
+def stop_on_signals(context: AppContext, server: list[gr.Blocks]) -> None:
+    """SIGTERM and SIGINT (Ctrl-C) stop the app within ``STOP_SECONDS``, whatever it is doing, with
+    one log line and no traceback: the job store's folder is removed, the server is asked to close
+    (Gradio then deletes its cache of this run's files) for at most about a second, the store is
+    removed again (a job that was still writing), and the process ends without waiting for running
+    jobs or the example warm-up (their threads cannot be interrupted). A second signal ends it at once.
+    ``server``: the Blocks once launched (empty before)."""
+    stopping = threading.Event()
+
+    def stop(signum, _frame) -> None:
+        code = 130 if signum == signal.SIGINT else 0
+        if stopping.is_set():
+            os._exit(code)
+        stopping.set()
+        log.info("Stopping (%s).", signal.Signals(signum).name)
+
+        def close() -> None:
+            context.close()
+            for demo in server:
+                demo.close(verbose=False)
+
+        closer = threading.Thread(target=close, name="stop", daemon=True)
+        closer.start()
+        closer.join(STOP_SECONDS - 1.3)  # Gradio closing its server may wait on open connections
+        context.close()
+        logging.shutdown()
+        os._exit(code)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
 def main() -> None:
     try:
         context = AppContext.from_env()
     except ValueError as exc:  # a bad SEGMENTATION_* value: say which, don't start
         sys.exit(f"error: {exc}")
     atexit.register(context.close)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so atexit cleanup runs on a plain kill too
+    launched: list[gr.Blocks] = []
+    stop_on_signals(context, launched)
     setup_logging()
     os.chdir(Path(__file__).resolve().parent)  # examples/ and .gradio/ are relative to the project
     os.environ.setdefault("GRADIO_EXAMPLES_CACHE", str(example_files.results_cache_dir()))
@@ -224,6 +264,7 @@ def main() -> None:
                 allowed_paths=[str(example_files.EXAMPLES_DIR)],
                 # Gradio's running events: every admitted photo/video handler, the live streams, the rest
                 max_threads=max(40, limits.concurrency + limits.queue_size + limits.live_concurrency + 8))
+    launched.append(demo)
     threading.Thread(target=warm_up, args=(context, tables), name="warm-up", daemon=True).start()
     demo.block_thread()
 

@@ -23,6 +23,7 @@ worker process that dies is retried alone, then reported. At the end
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import glob
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from .errors import InputError, SegmentationError
-from .files import atomic_path, is_disk_full
+from .files import atomic_path, is_disk_full, refuse_overwriting_input
 from .pipeline import VideoOptions
 from .segmenter import ResizePolicy
 
@@ -141,6 +142,7 @@ class Outcome:
     seconds: float = 0.0
     model_id: str = ""
     worker: str = ""  # host:pid that made it
+    warning: str = ""  # a video that ended before its own frame count: "decoded 9 of 35 frames; ..."
 
 
 @dataclass
@@ -254,10 +256,34 @@ class _Found:
     explicit: bool  # named on the command line (always processed) rather than met in a folder/glob
 
 
+def batch_files(out_dir: Path) -> set[Path]:
+    """What earlier batches wrote into ``out_dir`` (resolved): its report, the manifests, and the
+    outputs and labels they name. A folder or pattern never takes these as inputs, so a batch
+    whose output folder is (under) its input folder does not segment its own results."""
+    files = {out_dir / REPORT_NAME}
+    if not out_dir.is_dir():
+        return files
+    for m in out_dir.rglob("*" + MANIFEST_SUFFIX):
+        try:
+            data = json.loads(m.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or "manifest_version" not in data:
+            continue
+        files.add(m.resolve())
+        for key in ("output", "labels"):
+            name = (data.get(key) or {}).get("path") if isinstance(data.get(key), dict) else None
+            if name:
+                files.add((m.parent / name).resolve())
+    return files
+
+
 def expand_inputs(inputs: Iterable[str | os.PathLike], out_dir: Path) -> tuple[list[_Found], list[Outcome]]:
     """Files, folders and glob patterns -> the files they name (absolute, deduplicated, in order),
-    and a failed Outcome for every name that matches nothing."""
+    and a failed Outcome for every name that matches nothing. A folder or pattern never yields
+    what a batch wrote into ``out_dir`` (:func:`batch_files`)."""
     out_dir = out_dir.resolve()
+    ours = batch_files(out_dir)
     found: list[_Found] = []
     missing: list[Outcome] = []
     for raw in inputs:
@@ -265,7 +291,7 @@ def expand_inputs(inputs: Iterable[str | os.PathLike], out_dir: Path) -> tuple[l
         p = Path(s).expanduser()
         if p.is_dir():
             base = _absolute(p)
-            found += [_Found(_absolute(f), base, False) for f in _walk(p, out_dir)]
+            found += [_Found(_absolute(f), base, False) for f in _walk(p, out_dir) if f.resolve() not in ours]
         elif p.exists():
             found.append(_Found(_absolute(p), _absolute(p).parent, True))
         elif _GLOB_MAGIC.search(s):
@@ -274,7 +300,8 @@ def expand_inputs(inputs: Iterable[str | os.PathLike], out_dir: Path) -> tuple[l
             files = []
             for m in matches:
                 files += _walk(m, out_dir) if m.is_dir() else [m]
-            files = [f for f in files if not f.name.startswith(".") and out_dir not in f.resolve().parents]
+            files = [f for f in files if not f.name.startswith(".") and out_dir not in f.resolve().parents
+                     and f.resolve() not in ours]
             if not files:
                 missing.append(Outcome(s, Status.FAILED, reason=f"No file matches {s!r}."))
             found += [_Found(_absolute(f), base, False) for f in files]
@@ -326,10 +353,17 @@ def plan(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike, option
     # names keep their own suffix, clip.mov.mp4 and clip.mp4.mp4
     stems = Counter(r.with_suffix("") for r in rels)
     settings = {k: json.loads(json.dumps(options.settings(k))) for k in ("image", "video")}
+    taken = {f.path.resolve() for f, _ in kinds}  # an output never lands on an input (-o = the input folder)
     jobs = []
     for (f, kind), rel in zip(kinds, rels):
         suffix = ".mp4" if kind == "video" else ".png"
         dst = out / (rel.with_name(rel.name + suffix) if stems[rel.with_suffix("")] > 1 else rel.with_suffix(suffix))
+        if dst.resolve() in taken:  # clip.mp4 into its own folder: clip.mp4.mp4
+            dst = out / rel.with_name(rel.name + suffix)
+        if dst.resolve() in taken:
+            known.append(Outcome(str(f.path), Status.FAILED, kind, reason=f"its output {dst} would overwrite an "
+                                 "input; give another output folder."))
+            continue
         labels = (str(dst.with_name(dst.stem + labels_suffix(options.labels_format, kind)))
                   if options.labels_format else None)
         jobs.append(Job(str(f.path), kind, str(dst), labels, options, threads, overwrite, settings[kind]))
@@ -458,6 +492,8 @@ def process_one(job: Job) -> Outcome:
         return dataclasses.replace(base, status=Status.SKIPPED)
     t0 = time.perf_counter()
     try:
+        refuse_overwriting_input(job.input, {"the output": job.output, "the labels": job.labels,
+                                             "the manifest": job.manifest})
         Path(job.manifest).unlink(missing_ok=True)  # an output without a manifest is never trusted
         _remove_stale_parts(job.output, job.labels, job.manifest)
         input_rec = _file_record(job.input)
@@ -471,7 +507,7 @@ def process_one(job: Job) -> Outcome:
         if job.kind == "video":
             res = segment_video(seg, job.input, job.output, dataclasses.replace(job.options.video, draw=dopts),
                                 labels_out=job.labels)
-            frames = res.frames
+            frames, warning = res.frames, res.warning
         else:
             from .cli import _save_image
 
@@ -482,8 +518,9 @@ def process_one(job: Job) -> Outcome:
                 if job.labels:  # all outputs or none
                     Path(job.labels).unlink(missing_ok=True)
                 raise
-            frames = 1
-        done = dataclasses.replace(base, frames=frames, seconds=time.perf_counter() - t0, model_id=seg.entry.id)
+            frames, warning = 1, ""
+        done = dataclasses.replace(base, frames=frames, seconds=time.perf_counter() - t0, model_id=seg.entry.id,
+                                   warning=warning)
         _write_manifest(job, input_rec, done)
         return done
     except Exception as exc:  # noqa: BLE001 - every failure becomes this input's outcome
@@ -521,7 +558,6 @@ def _run_pool(jobs: Sequence[Job], workers: int, threads: int | None, task: Task
     rest go on in a new pool."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context(context)
 
@@ -529,6 +565,35 @@ def _run_pool(jobs: Sequence[Job], workers: int, threads: int | None, task: Task
         return ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_setup, initargs=(threads,))
 
     todo = deque(jobs)
+    with _children_skip_main(task):
+        _pool_loop(todo, workers, task, on_outcome, pool)
+
+
+@contextlib.contextmanager
+def _children_skip_main(task: Task):
+    """Spawned workers do not run the caller's script again: they need only this package (the
+    task is importable from it). Without this, ``run_batch`` in a plain script with no
+    ``if __name__ == "__main__":`` guard ran again in every worker (a RuntimeError traceback, each
+    input "the worker process died"), and from standard input failed (``'<stdin>'`` not found).
+    A task defined in the script itself keeps the usual behaviour (it needs the script)."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(task, "__module__", None) == "__main__":
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+        if "__spec__" not in saved:
+            main.__dict__.pop("__spec__", None)
+
+
+def _pool_loop(todo: deque, workers: int, task: Task, on_outcome: OnOutcome, pool) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
     while todo:
         with pool(workers) as ex:
             in_flight = _pool_pass(ex, todo, workers, task, on_outcome)
@@ -636,7 +701,10 @@ def check_model(options: BatchOptions) -> None:
     from . import draw
     from .catalog import resolve_model
 
+    from .segmenter import check_labels_file
+
     entry = resolve_model(options.model, options.labels_file)
+    check_labels_file(options.model, options.labels_file)
     if options.classes and entry.labels:
         try:
             draw.class_ids(options.classes, entry.labels)
@@ -797,7 +865,7 @@ def options_from_args(args: argparse.Namespace) -> BatchOptions:
     given = {k: getattr(args, k, None) for k in ("blur", "background", "feather")}
     effect = EffectOptions(**{k: v for k, v in given.items() if v is not None})  # a background image is read here
     dopts = DrawOptions(mode=args.mode, alpha=args.alpha, outlines=args.outlines, effect=effect,
-                        matte=getattr(args, "matte", "auto"))
+                        matte=getattr(args, "matte", None) or "auto")
     video = VideoOptions(draw=dopts, speed=Speed(args.speed), temporal=args.temporal == "on",
                          max_frames=args.max_frames)
     return BatchOptions(model=args.model, labels_file=args.labels, resize=args.resize, video=video,
@@ -822,6 +890,8 @@ class _Progress:
     def outcome(self, o: Outcome) -> None:
         if o.status == Status.FAILED:
             self.bar.write(f"failed: {o.input}: {o.reason}", file=sys.stderr)
+        if o.warning:
+            self.bar.write(f"warning: {o.input}: {o.warning}", file=sys.stderr)
         self.frames += o.frames if o.status == Status.DONE else 0
         fps = self.frames / max(1e-9, time.perf_counter() - self.t0)
         self.bar.set_postfix_str(f"{fps:.1f} frames/s, {Path(o.input).name}: {o.status}", refresh=False)

@@ -266,8 +266,10 @@ def class_ids(names: Iterable[str], labels: Sequence[str]) -> tuple[int, ...]:
         key = str(n).strip().lower()
         if key in index:
             out.append(index[key])
-        elif key.isdigit() and int(key) < max(len(labels), 256):
+        elif key.isdigit() and int(key) < len(labels):
             out.append(int(key))
+        elif key.isdigit():
+            raise ValueError(f"Unknown class id {key}: the model's classes are 0 to {len(labels) - 1}.")
         else:
-            raise ValueError(f"Unknown class {n!r}; known: {', '.join(labels)}")
+            raise ValueError(f"Unknown class {n!r}; known: {', '.join(labels)}.")
     return tuple(out)

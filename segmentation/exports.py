@@ -68,7 +68,8 @@ def check_labels_path(path: str | Path, kind: str) -> str:
     suffix = Path(path).suffix.lower()
     allowed = LABEL_SUFFIXES[kind]
     if suffix not in allowed:
-        raise InputError(f"--labels-out for a {kind} must be a {', '.join(allowed[:-1])} or {allowed[-1]} file, "
+        what = "a video" if kind == "video" else "an image"
+        raise InputError(f"--labels-out for {what} must be a {', '.join(allowed[:-1])} or {allowed[-1]} file, "
                          f"not {Path(path).name!r}.")
     return suffix
 

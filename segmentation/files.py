@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -62,3 +63,67 @@ _UMASK = _read_umask()
 def is_disk_full(exc: BaseException) -> bool:
     """True for the OSError a full disk (or quota) raises while writing."""
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` name one file: the same inode (hard or symbolic links included) or,
+    for a name that does not exist yet, the same path once links (a dangling one too) are followed."""
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:  # one of them does not exist (yet)
+        pass
+    try:
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except (OSError, RuntimeError):  # a link loop: not the same as anything we read
+        return False
+
+
+def refuse_overwriting_input(src: str | os.PathLike, outputs: dict[str, str | os.PathLike | None]) -> None:
+    """InputError (one sentence) when any output (``{"-o": path, ...}``: what names it -> path) is ``src``
+    itself or the same file through a link: an input is never overwritten."""
+    from .errors import InputError
+
+    for what, out in outputs.items():
+        if out is not None and same_file(out, src):
+            raise InputError(f"{what} {os.fspath(out)} is the input {os.fspath(src)} itself; choose another "
+                             "output name (an input is never overwritten).")
+
+
+_STRERROR = {errno.ENOENT: "no such file or folder", errno.EACCES: "permission denied",
+             errno.EPERM: "permission denied", errno.EISDIR: "it is a folder", errno.ENOTDIR: "a part of the "
+             "path is not a folder", errno.EROFS: "the file system is read-only", errno.ENAMETOOLONG: "the name is "
+             "too long", errno.EEXIST: "it already exists", errno.ELOOP: "too many symbolic links"}
+
+
+def user_path(name: str | os.PathLike | None) -> str | None:
+    """A path as the user named it: an atomic write's temporary ``.NAME.xxxx.part`` becomes ``NAME``."""
+    if name is None:
+        return None
+    p = Path(os.fsdecode(name))
+    m = re.fullmatch(r"\.(.+)\.[^.]+\.part", p.name)
+    return str(p.with_name(m.group(1))) if m else str(p)
+
+
+def describe_os_error(exc: OSError, writing: set[str] | frozenset[str] = frozenset()) -> str:
+    """One sentence for a file-system error, without errno text or temporary names:
+    ``cannot write /x/a.png: permission denied.`` ``writing``: the paths that are outputs."""
+    if is_disk_full(exc):
+        what = user_path(exc.filename)
+        return f"the disk is full (no space left on device){f' while writing {what}' if what else ''}; " \
+               "nothing was kept."
+    reason = _STRERROR.get(exc.errno) or (exc.strerror or type(exc).__name__).lower()
+    path = user_path(exc.filename)
+    if path is None:
+        return f"a file could not be read or written: {reason}."
+    where = Path(path).expanduser().absolute()
+    for out in writing:  # the output itself, its temporary file or a folder on its way
+        target = Path(out).expanduser().absolute()
+        if where == target or where in target.parents:
+            if where != target:
+                reason = {errno.EEXIST: f"{path} is a file, not a folder", errno.ENOTDIR: f"{path} is a file, "
+                          "not a folder", errno.ENOENT: f"the folder {path} does not exist"}.get(exc.errno, reason)
+            elif exc.errno == errno.ENOENT:
+                reason = f"the folder {target.parent} does not exist"
+            return f"cannot write {out}: {reason}."
+    return f"cannot read {path}: {reason}."

@@ -35,6 +35,7 @@ from . import draw, video
 from .draw import DrawOptions, LegendItem, Mode
 from .errors import InputError, SegmentationError
 from .exports import ExportInfo, Timeline, labels_writer, save_labels
+from .files import refuse_overwriting_input
 from .images import load_image
 from .matte import PersonMatte
 from .matte import alpha as matte_alpha
@@ -86,6 +87,8 @@ class VideoResult:
     speed: Speed = Speed.ACCURATE
     temporal: bool = True
     timeline: Timeline = field(default_factory=Timeline, repr=False)  # class shares per frame
+    # set when the file ended before its own frame count (or broke off): "decoded 9 of 35 frames; ..."
+    warning: str = ""
 
     @property
     def processing_fps(self) -> float:
@@ -143,6 +146,8 @@ def segment_image(segmenter: Segmenter, image: str | Path | bytes | np.ndarray,
     ``labels_out``: the class map at the image's size as .png, .zip or COCO .json.
     """
     t = time.perf_counter()
+    if isinstance(image, (str, Path)):
+        refuse_overwriting_input(image, {"labels_out": labels_out})
     matte = person_matte(segmenter, options, still=True)
     options = options.resolve(segmenter.labels)
     rgb = image if isinstance(image, np.ndarray) else load_image(image)
@@ -235,6 +240,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     and ``frame_limit`` hold while decoding, whatever the header says:
     a video past either is refused (``InputError``), not cut.
     """
+    refuse_overwriting_input(src, {"dst": dst, "labels_out": labels_out})
     dopts = video_draw_options(options.draw, dst, segmenter.labels)
     info = video.probe(src)
     if max_duration is not None and info.duration > max_duration:
@@ -260,10 +266,12 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
         frame_seg.labels_size_wh = stats_size(info.width, info.height)
     halt = _Halt(stop, failed)
 
+    reading = video.ReadState()
+
     def decode():
         try:
             start = None
-            for f in video.read_frames(src, options.max_frames):
+            for f in video.read_frames(src, options.max_frames, state=reading):
                 # The probed duration is only what the header says (nothing, for a raw or live
                 # stream): the limit holds for the frames themselves.
                 start = f.pts if start is None else start
@@ -339,7 +347,8 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     seconds = time.perf_counter() - t0
     legend = draw.legend(hist, segmenter.labels, segmenter.palette, dopts.classes)
     return VideoResult(Path(dst), frames, frame_seg.keyframes, info, info.fps, seconds, legend,
-                       segmenter.entry.id, options.speed, options.temporal, timeline)
+                       segmenter.entry.id, options.speed, options.temporal, timeline,
+                       reading.shortfall(info.frames, options.max_frames))
 
 
 STATS_PIXELS = 480 * 270

@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
 from enum import StrEnum
 
 import cv2
@@ -39,7 +41,7 @@ import numpy as np
 
 from . import labels as _labels
 from .catalog import ModelEntry, resolve_model
-from .errors import parse_choice
+from .errors import InputError, parse_choice
 from .images import as_rgb_array
 from .classmaps import refine_labels, resize_channels, soft_one_hot, upscale_nearest
 from .runners import Runner, make_runner
@@ -89,6 +91,8 @@ class Segmenter:
         self.runner = runner or make_runner(self.entry, options.threads)
         self.input_size_wh = self.runner.input_size_wh
         labels = self.entry.labels
+        if options.labels_file and self.runner.num_classes:
+            check_labels_count(labels, self.runner.num_classes, options.labels_file, self.entry.id)
         if not labels:
             labels = _labels.generic_labels(self.runner.num_classes or 256)
         self.labels: tuple[str, ...] = labels
@@ -202,3 +206,20 @@ class Segmenter:
         else:
             cm = upscale_nearest(self.predict(rgb), size_wh)
         return SegmentationResult(cm, self.labels, self.palette, self.entry.id)
+
+
+def check_labels_count(names: Sequence[str], classes: int, labels_file, model_id: str) -> None:
+    """A labels file names every class of the model, no more, no fewer (InputError otherwise)."""
+    if len(names) != classes:
+        raise InputError(f"The labels file {Path(labels_file).name} holds {len(names)} name"
+                         f"{'s' * (len(names) != 1)}; the model {model_id} has {classes} classes.")
+
+
+def check_labels_file(model: str | None, labels_file) -> None:
+    """Before a model loads: a labels file for a catalog model has one name per class."""
+    if labels_file:
+        from .catalog import CATALOG
+
+        entry = resolve_model(model, labels_file)
+        if entry.id in CATALOG and CATALOG[entry.id].labels:
+            check_labels_count(entry.labels, len(CATALOG[entry.id].labels), labels_file, entry.id)

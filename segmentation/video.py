@@ -190,7 +190,41 @@ def repair_pts(pts: int | None, last_pts: int | None, last_duration: int | None,
     return int(pts)
 
 
-def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[DecodedFrame]:
+@dataclass
+class ReadState:
+    """What ``read_frames`` met: frames decoded, and whether the file broke off before its end
+    (the container failed, or a GIF lacks its end marker)."""
+
+    frames: int = 0
+    broken: bool = False
+
+    def shortfall(self, expected: int, max_frames: int | None = None) -> str:
+        """"decoded 9 of 35 frames; the file is truncated" when fewer frames came than the file
+        holds (``expected``: the header's count, 0 if unknown) and no ``max_frames`` cut them; else ""."""
+        if max_frames is not None and self.frames >= max_frames:
+            return ""
+        if expected and self.frames < expected:
+            why = "truncated" if self.broken else "truncated or damaged"
+            return f"decoded {self.frames} of {expected} frames; the file is {why}."
+        if self.broken:
+            return f"decoded {self.frames} frames; the file is truncated (it breaks off before its end)."
+        return ""
+
+
+def _gif_cut(path: str | Path) -> bool:
+    """A GIF whose last byte is not the trailer (0x3B): cut off (FFmpeg reads it without a word)."""
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) != b"GIF8":
+                return False
+            f.seek(-1, 2)
+            return f.read(1) != b"\x3b"
+    except OSError:
+        return False
+
+
+def read_frames(path: str | Path, max_frames: int | None = None,
+                state: ReadState | None = None) -> Iterator[DecodedFrame]:
     """Decode every frame (upright RGB, own pts), in presentation order.
 
     Timestamps are strictly increasing: a frame without one (or one that does
@@ -240,11 +274,16 @@ def read_frames(path: str | Path, max_frames: int | None = None) -> Iterator[Dec
                     break
                 continue
             for frame in frames:
-                yield emit(frame)
+                item = emit(frame)
+                if state is not None:
+                    state.frames = index
+                yield item
                 if max_frames is not None and index >= max_frames:
                     break
             if packet is None:
                 break
+        if state is not None:
+            state.broken = error is not None or _gif_cut(path)
         if index == 0:
             why = f" ({_reason(error)})" if error is not None else ""
             raise InputError(f"{name} has no decodable video frames{why}.")

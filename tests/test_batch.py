@@ -202,7 +202,7 @@ def test_background_image_change_redoes(tree, tmp_path, shared_models):
     assert run_batch([tree / "a.mp4"], out, opts(), workers=0).count(Status.DONE) == 1
 
 
-@pytest.mark.parametrize("flags, rc, words", [(["--model", "no-such-model"], 1, "Unknown model 'no-such-model'"),
+@pytest.mark.parametrize("flags, rc, words", [(["--model", "no-such-model"], 2, "Unknown model 'no-such-model'"),
                                               (["--classes", "no-such-class"], 2, "no-such-class")])
 def test_cli_batch_refuses_bad_model_or_classes_up_front(tree, tmp_path, flags, rc, words):
     r = run_cli(str(tree), "-o", f"{tmp_path}/out/", *flags, timeout=60)

@@ -245,7 +245,7 @@ def test_cli_model_errors_exit_1_with_one_line(shared_images, tmp_path, capsys):
     for name, (spec, expected) in _bad_models(tmp_path).items():
         rc = cli.main([str(shared_images / "bird.bmp"), "-o", str(out), "--model", spec])
         captured = capsys.readouterr()
-        assert rc == 1, name
+        assert rc == (2 if name == "unknown" else 1), name  # an unknown name is a usage error
         lines = captured.err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, captured.err)
         assert expected in lines[0], (name, lines[0])
@@ -254,7 +254,7 @@ def test_cli_model_errors_exit_1_with_one_line(shared_images, tmp_path, capsys):
 
 def test_cli_unknown_model_in_a_fresh_process(shared_images, tmp_path):
     proc = run_cli(shared_images / "bird.bmp", "-o", tmp_path / "out.png", "--model", "no-such-model")
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: Unknown model 'no-such-model'"), proc.stderr
     assert proc.stdout == ""

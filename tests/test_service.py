@@ -183,6 +183,9 @@ def test_stats_markdown():
     for part in ("377 frames", "12.5 fps → 12.5 fps", "14.2 frames/s", "autoseg-edgetpu-xs", "realtime"):
         assert part in text
     assert "first 120 s only" in views.stats_markdown(replace(VIDEO_STATS, trimmed_to_seconds=120.0))
+    assert "Decoded 9 of 35 frames; the file is truncated." in views.stats_markdown(
+        replace(VIDEO_STATS, warning="decoded 9 of 35 frames; the file is truncated."))
+    assert "Decoded" not in text
     text = views.stats_markdown(PHOTO_STATS)
     assert "512×343" in text and "50 ms" in text and "downscaled from 9000×6000" in text
     assert "downscaled" not in views.stats_markdown(replace(PHOTO_STATS, downscaled_from=None))
@@ -193,8 +196,9 @@ def test_stats_json_is_the_api_output():
     video = VIDEO_STATS.to_json()
     assert list(video) == ["kind", "frames", "width", "height", "output_width", "output_height", "source_fps",
                            "output_fps", "processing_fps", "realtime_factor", "seconds", "model_runs", "model",
-                           "speed", "temporal", "mode", "duration", "trimmed_to_seconds"]
+                           "speed", "temporal", "mode", "duration", "trimmed_to_seconds", "warning"]
     assert video["kind"] == "video" and video["frames"] == 377 and video["trimmed_to_seconds"] is None
+    assert video["warning"] == ""
     photo = PHOTO_STATS.to_json()
     assert photo == {"kind": "image", "width": 512, "height": 343, "output_width": 512, "output_height": 343,
                      "seconds": 0.05, "model": "m", "mode": "overlay", "downscaled_from": [9000, 6000]}

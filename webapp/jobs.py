@@ -279,6 +279,7 @@ class VideoStats(JobStats):
     mode: str
     duration: float
     trimmed_to_seconds: float | None = None  # set when an example longer than the limit was cut
+    warning: str = ""  # a video that ended early: "decoded 9 of 35 frames; the file is truncated."
 
 
 @dataclass
@@ -530,7 +531,7 @@ def _run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: 
                        processing_fps=round(r.processing_fps, 2), realtime_factor=round(r.realtime_factor, 3),
                        seconds=round(r.seconds, 3), model_runs=r.keyframes, model=r.model_id, speed=str(speed),
                        temporal=r.temporal, mode=mode, duration=round(r.info.duration, 3),
-                       trimmed_to_seconds=trimmed)
+                       trimmed_to_seconds=trimmed, warning=r.warning)
     return VideoOutcome(path, r.output, r.legend, stats, label_files, r.timeline)
 
 

@@ -126,6 +126,8 @@ def stats_markdown(stats: PhotoStats | VideoStats) -> str:
                 f"{stats.model_runs} model runs · model `{stats.model}` · speed **{stats.speed}**")
         if stats.trimmed_to_seconds:
             text += f" · first {stats.trimmed_to_seconds:g} s only (duration limit)"
+        if stats.warning:
+            text += f" · **{stats.warning[0].upper()}{stats.warning[1:]}**"
         return text
     text = (f"Photo {stats.width}×{stats.height} · segmented in {stats.seconds * 1000:.0f} ms · "
             f"model `{stats.model}`")
