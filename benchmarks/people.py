@@ -193,15 +193,21 @@ def tc_rows(n: int) -> list[dict]:
 FPS_RE = re.compile(r"([0-9.]+) frames/s")
 
 
-def cli_fps(checkout: Path, src: Path, frames: int, out: Path) -> float:
+def cli_fps(checkout: Path, src: Path, frames: int, out: Path) -> tuple[float, float]:
+    """(frames/s the CLI reports, CPU ms per frame of the whole process: less sensitive to the load)."""
+    import resource
+
     env = {**os.environ, "PYTHONPATH": str(checkout)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run([sys.executable, "-m", "segmentation", str(src), "-o", str(out), "--mode",
                            "blur-background", "--max-frames", str(frames)], cwd=checkout, env=env,
                           capture_output=True, text=True, timeout=1800)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     m = FPS_RE.search(proc.stderr)
     if proc.returncode or not m:
         raise RuntimeError(f"{checkout}: {proc.stderr[-500:]}")
-    return float(m.group(1))
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return float(m.group(1)), 1000 * cpu / frames
 
 
 def speed_rows(baseline: Path | None, frames: int, rounds: int) -> list[dict]:
@@ -215,11 +221,14 @@ def speed_rows(baseline: Path | None, frames: int, rounds: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         for clip, src in clips.items():
             got: dict[str, list[float]] = {k: [] for k in trees}
+            cpu: dict[str, list[float]] = {k: [] for k in trees}
             for _ in range(rounds):
                 for name, tree in trees.items():
-                    got[name].append(cli_fps(tree, src, frames, Path(tmp) / "out.mp4"))
+                    fps, ms = cli_fps(tree, src, frames, Path(tmp) / "out.mp4")
+                    got[name].append(fps)
+                    cpu[name].append(ms)
             row = {"clip": clip, "frames": frames, **{k: statistics.median(v) for k, v in got.items()},
-                   "runs": got}
+                   "cpu_ms": {k: statistics.median(v) for k, v in cpu.items()}, "runs": got, "load": os.getloadavg()}
             if baseline:
                 row["ratio"] = row["this checkout"] / row["baseline"]
             rows.append(row)
@@ -249,10 +258,14 @@ def markdown(rep: dict) -> str:
                          f"{r['camvid_pedestrian']:.3f} | {r['ms']:.1f} |")
     if rep["speed"]:
         lines += ["", "## blur-background jobs, frames/s (median of interleaved rounds)", "",
-                  "| clip | frames | this checkout | baseline | ratio |", "|---|---|---|---|---|"]
+                  "| clip | frames | this checkout | baseline | ratio | CPU ms/frame: this / baseline | load |",
+                  "|---|---|---|---|---|---|---|"]
         for r in rep["speed"]:
+            c = r["cpu_ms"]
             lines.append(f"| {r['clip']} | {r['frames']} | {r['this checkout']:.1f} | "
-                         f"{r.get('baseline', float('nan')):.1f} | {r.get('ratio', float('nan')):.2f} |")
+                         f"{r.get('baseline', float('nan')):.1f} | {r.get('ratio', float('nan')):.2f} | "
+                         f"{c['this checkout']:.1f} / {c.get('baseline', float('nan')):.1f} | "
+                         f"{r['load'][0]:.1f} |")
     return "\n".join(lines) + "\n"
 
 

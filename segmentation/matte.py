@@ -113,7 +113,10 @@ class PersonMatte:
         if self.source is MatteSource.MODEL and not self._ids:
             raise InputError(f"The model {segmenter.entry.id} has no {PERSON!r} class to make a person matte "
                              "from: choose --matte auto, selfie or pascal.")
-        load = load or (lambda mid: person_model(mid, getattr(segmenter.runner, "threads", None)))
+        # Video: one thread for the small person model, which runs beside a pipeline that already
+        # keeps both cores busy (a second thread pool only adds spinning); photos: the model's own.
+        threads = 1 if not still else getattr(segmenter.runner, "threads", None)
+        load = load or (lambda mid: person_model(mid, threads))
         own = segmenter.entry.id
         self._sources: list[tuple[float, object]] = []  # (weight, segmenter) of the extra models
         wanted = {MatteSource.SELFIE: ((SELFIE_ID, 1.0), (LANDSCAPE_ID, 1.0)),

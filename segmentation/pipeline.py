@@ -40,7 +40,7 @@ from .images import load_image
 from .matte import PersonMatte
 from .matte import alpha as matte_alpha
 from .segmenter import Segmenter
-from .temporal import Speed, TemporalOptions, check_speed, frame_segmenter
+from .temporal import Fused, Speed, TemporalOptions, check_speed, frame_segmenter
 
 SPEEDS = tuple(Speed)
 # x264 presets by speed: encoding shares the 2 cores with the model, and at 720p
@@ -262,8 +262,11 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                                 person_matte(segmenter, dopts, still=False))
     person = dopts.matte_ids(segmenter.labels)
     if person and set(person) == set(dopts.classes) and not labels_out:
-        # Only the matte is drawn: the class maps serve the legend and timeline, at <= 480x270.
+        # Only the matte is drawn: the class maps serve the legend and timeline, at <= 480x270,
+        # and the semantic model (half of the matte's evidence) runs on every other frame.
         frame_seg.labels_size_wh = stats_size(info.width, info.height)
+        if isinstance(frame_seg, Fused):
+            frame_seg.model_every = MATTE_MODEL_EVERY
     halt = _Halt(stop, failed)
 
     reading = video.ReadState()
@@ -352,6 +355,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
 
 
 STATS_PIXELS = 480 * 270
+MATTE_MODEL_EVERY = 2  # accurate jobs that draw only the person matte: the semantic model every 2nd frame
 
 
 def stats_size(width: int, height: int) -> tuple[int, int]:

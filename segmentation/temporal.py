@@ -228,26 +228,39 @@ class _Tracked(FrameSegmenter):
 
 
 class Fused(_Tracked):
-    """The model on every frame, blended with the flow-warped history (see module docstring)."""
+    """The model on every frame, blended with the flow-warped history (see module docstring).
 
-    def __init__(self, segmenter: Segmenter, options: TemporalOptions, matte: PersonMatte | None = None):
+    ``model_every`` > 1 (a job that shows only the person matte): the semantic model runs on every
+    ``model_every``-th frame and on cuts, its fused scores carried by the flow in between, while the
+    matte's own person models still see every frame.
+    """
+
+    def __init__(self, segmenter: Segmenter, options: TemporalOptions, matte: PersonMatte | None = None,
+                 model_every: int = 1):
         super().__init__(segmenter, options, options.flow_width, matte)
+        self.model_every = max(1, int(model_every))
+        self._since_model = 0  # frames since the semantic model last ran
 
     def _step(self, rgb: np.ndarray) -> FrameLabels:
         gray = self._flow.gray(rgb)
-        new = self.seg.scores(rgb)
-        new_matte = self._new_matte(rgb, new)
         if self._fused is None or self._flow.is_cut(gray, self.opt.cut_threshold):
-            self._fused = new
-            self._fuse_matte(new_matte, None, None, 1.0)
+            self._fused = self.seg.scores(rgb)
+            self._fuse_matte(self._new_matte(rgb, self._fused), None, None, 1.0)
+            self._since_model = 0
         else:
             where = self._flow.map_to_prev(gray)
             err = warp_error(gray, self._flow.prev, where)
-            trust = self._trust(err, new.shape)
-            self._fused = self._blend(new, warp_scores(self._fused, where), trust, self.opt.new_weight)
-            self._fuse_matte(new_matte, where, err, self.opt.new_weight)
+            carried = warp_scores(self._fused, where)
+            self._since_model += 1
+            if self._since_model >= self.model_every:
+                new = self.seg.scores(rgb)
+                self._fused = self._blend(new, carried, self._trust(err, new.shape), self.opt.new_weight)
+                self._since_model = 0
+            else:
+                new = self._fused = carried
+            self._fuse_matte(self._new_matte(rgb, new), where, err, self.opt.new_weight)
         self._flow.prev = gray
-        return self._labels(rgb, True)
+        return self._labels(rgb, self._since_model == 0)
 
 
 class Keyframes(_Tracked):

@@ -121,17 +121,22 @@ def _frames(path, first: int, last: int) -> list[np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("speed", ["accurate", "realtime"])
-def test_whole_woman_kept_in_the_person_video(shared_videos, shared_models, speed):
+@pytest.mark.parametrize("speed,model_every", [("accurate", 1), ("accurate", 2), ("realtime", 1)])
+def test_whole_woman_kept_in_the_person_video(shared_videos, shared_models, speed, model_every):
     """Frame 120 of the person video: the matte keeps the woman whom PASCAL finds (the old Autoseg
-    person class kept only her hair and legs); the fused matte reaches every frame, keyframe or not."""
+    person class kept only her hair and legs); the fused matte reaches every frame, keyframe or not,
+    also when the semantic model runs on every other frame only (a job that shows only the matte)."""
     frames = _frames(shared_videos / "one-by-one-person-detection.mp4", 100, 120)
     seg = Segmenter.create()
     fs = frame_segmenter(seg, speed, 10.0, True, matte=PersonMatte(seg))
+    if model_every > 1:
+        fs.model_every = model_every
     answers = [fs(f) for f in frames]
     assert all(a.matte is not None and a.matte.shape == (GRID_WH[1], GRID_WH[0]) for a in answers)
     if speed == "realtime":
         assert not all(a.keyframe for a in answers)
+    if model_every == 2:
+        assert [a.keyframe for a in answers] == [i % 2 == 0 for i in range(len(answers))]
     h, w = frames[-1].shape[:2]
     kept = soft_matte(answers[-1].matte, (w, h), 3.0) > 127
     pascal = Segmenter.create("deeplabv3-pascal")
