@@ -171,41 +171,27 @@ _add(ModelEntry(
 
 _MEDIAPIPE = ("https://storage.googleapis.com/mediapipe-assets/",
               "https://github.com/google-ai-edge/mediapipe/raw/v0.10.14/mediapipe/modules/selfie_segmentation/")
-_add(ModelEntry(
-    id="selfie-segmentation",
-    name="MediaPipe Selfie Segmentation (people, 256x256)",
-    format=TFLITE,
-    labels=_labels.PERSON,
-    palette="person",
-    filename="selfie_segmentation.tflite",
-    urls=tuple(base + "selfie_segmentation.tflite" for base in _MEDIAPIPE),
-    sha256="9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
-    input_size_wh=(256, 256),
-    input_mean=0.0,
-    input_std=255.0,
-    output="probability",
-    dataset="people (MediaPipe, person vs background)",
-    licence="Apache-2.0",
-    description=("MediaPipe Selfie Segmentation (general), float32 RGB in [0, 1] -> person probability; "
-                 "from the mediapipe 0.10.14 wheel, mediapipe/modules/selfie_segmentation/."),
-))
-_add(ModelEntry(
-    id="selfie-segmentation-landscape",
-    name="MediaPipe Selfie Segmentation landscape (people, 256x144, fast)",
-    format=TFLITE,
-    labels=_labels.PERSON,
-    palette="person",
-    filename="selfie_segmentation_landscape.tflite",
-    urls=tuple(base + "selfie_segmentation_landscape.tflite" for base in _MEDIAPIPE),
-    sha256="a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd",
-    input_size_wh=(256, 144),
-    input_mean=0.0,
-    input_std=255.0,
-    output="probability",
-    dataset="people (MediaPipe, person vs background)",
-    licence="Apache-2.0",
-    description="The landscape variant (16:9 video calls): faster, and better on wide frames.",
-))
+
+
+def _person_model(id: str, name: str, filename: str, sha256: str, input_size_wh: tuple[int, int],
+                  description: str) -> ModelEntry:
+    """A MediaPipe Selfie Segmentation entry: float32 RGB in [0, 1] -> person probability."""
+    return ModelEntry(id=id, name=name, format=TFLITE, labels=_labels.PERSON, palette="person",
+                      filename=filename, urls=tuple(base + filename for base in _MEDIAPIPE), sha256=sha256,
+                      input_size_wh=input_size_wh, input_mean=0.0, input_std=255.0, output="probability",
+                      dataset="people (MediaPipe, person vs background)", licence="Apache-2.0",
+                      description=description)
+
+
+_add(_person_model(
+    "selfie-segmentation", "MediaPipe Selfie Segmentation (people, 256x256)", "selfie_segmentation.tflite",
+    "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c", (256, 256),
+    "MediaPipe Selfie Segmentation (general) from the mediapipe 0.10.14 wheel, "
+    "mediapipe/modules/selfie_segmentation/."))
+_add(_person_model(
+    "selfie-segmentation-landscape", "MediaPipe Selfie Segmentation landscape (people, 256x144, fast)",
+    "selfie_segmentation_landscape.tflite", "a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd",
+    (256, 144), "The landscape variant (16:9 video calls): faster, and better on wide frames."))
 
 PERSON_MODEL_IDS = ("selfie-segmentation", "selfie-segmentation-landscape")
 
