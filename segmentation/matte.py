@@ -17,7 +17,9 @@ source that is sure outvotes one that is not:
   rate).
 
 Weights and bias were chosen on ``../shared/people`` with the two halves of the
-set held out in turn (``benchmarks/people.py``); the edge comes from the
+set held out in turn (``benchmarks/people.py``); under ``auto`` the selfie
+models' "no person" is floored (they miss small, distant people, whom the
+semantic models see); the edge comes from the
 probabilities (the sigmoid of the summed logits, upsampled bilinearly), not
 from blurring a hard mask. Over time the logits are fused along the optical
 flow like the class scores (``temporal``).
@@ -66,6 +68,9 @@ class MatteWeights:
     model: float = 2.0
     pascal: float = 1.5
     bias: float = 2.0
+    # The selfie models are blind to small, distant people: their "no person" counts no lower than
+    # this logit, so it cannot veto a group of walkers that the other models see.
+    selfie_floor: float = -4.0
 
 
 STILL_WEIGHTS = MatteWeights()  # photos: every source
@@ -118,22 +123,24 @@ class PersonMatte:
         threads = 1 if not still else getattr(segmenter.runner, "threads", None)
         load = load or (lambda mid: person_model(mid, threads))
         own = segmenter.entry.id
-        self._sources: list[tuple[float, object]] = []  # (weight, segmenter) of the extra models
+        self._sources: list[tuple[float, object, float]] = []  # (weight, segmenter, floor) of the extra models
         wanted = {MatteSource.SELFIE: ((SELFIE_ID, 1.0), (LANDSCAPE_ID, 1.0)),
                   MatteSource.PASCAL: ((PASCAL_ID, 1.0),),
                   MatteSource.MODEL: (),
                   MatteSource.AUTO: ((SELFIE_ID, self.weights.selfie), (LANDSCAPE_ID, self.weights.landscape),
                                      (PASCAL_ID, self.weights.pascal))}[self.source]
+        auto = self.source is MatteSource.AUTO
         for mid, weight in wanted:
             if weight > 0 and mid != own:
-                self._sources.append((weight, load(mid)))
+                floor = self.weights.selfie_floor if auto and mid in (SELFIE_ID, LANDSCAPE_ID) else -np.inf
+                self._sources.append((weight, load(mid), floor))
         self._own_weight = {MatteSource.MODEL: 1.0, MatteSource.AUTO: self.weights.model}.get(self.source, 0.0)
         if own in (SELFIE_ID, LANDSCAPE_ID, PASCAL_ID) and self.source is not MatteSource.MODEL:
             self._own_weight = max(self._own_weight, 1.0)  # the job's model is one of the sources
         if not self._ids:
             self._own_weight = 0.0
         self._bias = self.weights.bias if self.source is MatteSource.AUTO else 0.0
-        total = self._own_weight + sum(w for w, _ in self._sources)
+        total = self._own_weight + sum(w for w, _, _ in self._sources)
         self._norm = 1.0 if self.source is not MatteSource.AUTO else 2.0 / max(total, 1e-6)
 
     @property
@@ -149,8 +156,8 @@ class PersonMatte:
             if scores is None:
                 scores = self.segmenter.scores(rgb)
             total += self._own_weight * model_logit(self.segmenter, scores, self._ids)
-        for weight, seg in self._sources:
-            total += weight * model_logit(seg, seg.scores(rgb), person_ids(seg.labels))
+        for weight, seg, floor in self._sources:
+            total += weight * np.maximum(model_logit(seg, seg.scores(rgb), person_ids(seg.labels)), floor)
         return total * np.float32(self._norm)
 
 
