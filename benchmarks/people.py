@@ -13,8 +13,8 @@ Run from the project root::
    ``--matte`` source; a cut-out is its alpha > 127. Each mask is scaled to
    the ground truth's size (the masks are smaller than some photos) and the
    IoU of the person pixels is averaged over the photos; also over the even
-   and the odd photos apart (the matte's weights were chosen on one half
-   and checked on the other). ms per photo beside each.
+   and the odd photos apart (a check that one half does not carry the mean).
+   ms per photo beside each.
 2. **Temporal consistency** of the video matte thresholded at 0.5 (alpha >
    127), with ``benchmarks/quality.py``'s definition, on the person video and
    on the live benchmark's camera clip (the same footage from frame 300 at
