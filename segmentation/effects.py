@@ -46,7 +46,6 @@ class Effect(StrEnum):
     REMOVE = "remove-background"  # RGBA: transparent background
 
 
-EFFECTS = tuple(Effect)
 
 
 @dataclass(frozen=True)

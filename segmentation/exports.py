@@ -262,13 +262,6 @@ def save_labels(class_map: np.ndarray, path: str | Path, info: ExportInfo = Expo
         writer.add(class_map, 0.0)
 
 
-def save_labels_png(class_map: np.ndarray, path: str | Path) -> None:
-    """Class ids as a single-channel 8-bit PNG of the class map's size (atomically)."""
-    h, w = class_map.shape[:2]
-    with LabelsPngWriter(path, w, h) as writer:
-        writer.add(class_map, 0.0)
-
-
 # -- run-length encoding (COCO) -----------------------------------------------------------
 def rle_encode(class_map: np.ndarray) -> dict[int, tuple[np.ndarray, int, list[int]]]:
     """Every class of a class map as COCO's uncompressed RLE, in one pass.

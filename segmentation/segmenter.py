@@ -53,7 +53,6 @@ class ResizePolicy(StrEnum):
     LETTERBOX = "letterbox"
 
 
-RESIZE_POLICIES = tuple(ResizePolicy)
 PAD_VALUE = 128
 
 
