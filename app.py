@@ -105,9 +105,14 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                         webcam_tab.select(lambda: "webcam", None, source, queue=False, api_visibility="private")
                         with gr.Row():
                             run_btn = gr.Button("Run", variant="primary", scale=4, elem_id="run")
-                            stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
+                            # enabled only while a job of this page runs
+                            stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="stop", interactive=False)
+                        # the page's message: a failure in plain words, or "Stopped"; until the next action
+                        status = gr.HTML("", elem_id="job-status")
+                        # no download button of its own: it would save the picture shown (checkerboard
+                        # included) as image.png; the downloads below hold the result file itself
                         slider = gr.ImageSlider(label="Original | segmented", type="numpy", format="png",
-                                                elem_id="result-photo")
+                                                buttons=["fullscreen"], elem_id="result-photo")
                         with gr.Row():
                             original_video = gr.Video(label="Original", visible=False, elem_id="original-video")
                             result_video = gr.Video(label="Segmented", visible=False, elem_id="result-video")
@@ -146,11 +151,18 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                             f"and {limits.max_pixels:,} pixels per frame; one job running and one waiting "
                             "per visitor.")
         look = [blur, colour, background_image, feather]
-        # One progress display: on the result that is shown (the photo slider or the result video).
-        job = run_btn.click(on.run, [upload, webcam_photo, source, model, mode, alpha, speed, classes, temporal, *look],
-                            outputs, **heavy, show_progress_on=[slider, result_video], api_visibility="undocumented",
-                            api_name="run")
-        stop_btn.click(None, None, None, cancels=[job], api_visibility="private")
+        # Run first clears the previous result and message (a new job never shows an old one's legend,
+        # chart or downloads) and enables Stop; then the job. One progress display: on the result
+        # that is shown (the photo slider or the result video).
+        start = run_btn.click(on.start, None, [*outputs, status, stop_btn], queue=False, api_visibility="private")
+        job = start.then(on.run, [upload, webcam_photo, source, model, mode, alpha, speed, classes, temporal, *look],
+                         [*outputs, status], **heavy, show_progress_on=[slider, result_video],
+                         api_visibility="undocumented", api_name="run")
+        job.then(lambda: gr.update(interactive=False), None, stop_btn, queue=False, api_visibility="private")
+        stop_btn.click(on.stopped, None, [status, stop_btn], cancels=[job], queue=False, api_visibility="private")
+        # a new file or photo is the next action: the last message goes
+        for changed in (upload.change, webcam_photo.change):
+            changed(lambda: "", None, status, queue=False, api_visibility="private")
         cam.stream(on.live, [cam, model, mode, alpha, speed, classes, temporal, *look, session],
                    [live_out, live_stats, session], stream_every=LIVE_INTERVAL, time_limit=limits.live_seconds,
                    concurrency_id="live", concurrency_limit=limits.live_concurrency, api_visibility="undocumented",

@@ -144,7 +144,7 @@ class Handlers:
         return await self._job(request, job, waiting=waiting)
 
     async def _video(self, request, path, model_id, mode, alpha, speed, classes, progress=None, trim=False,
-                     temporal=True, effect=(None,) * 4, labels=False) -> VideoOutcome:
+                     temporal=True, effect=(None,) * 4, labels=False, previews=False) -> VideoOutcome:
         c = self.context
         cancel = threading.Event()
         report = None
@@ -156,18 +156,36 @@ class Handlers:
 
         def job() -> VideoOutcome:
             return run_video(c.segmenters, path, model_id, mode, alpha, speed, classes, c.limits, c.store, report,
-                             cancel, trim, bool(temporal), effect=_effect_of(mode, *effect, c.limits), labels=labels)
+                             cancel, trim, bool(temporal), effect=_effect_of(mode, *effect, c.limits), labels=labels,
+                             previews=previews)
 
         return await self._job(request, job, cancel=cancel, waiting=_waiting_shown(progress))
 
-    @user_errors
+    @staticmethod
+    def start():
+        """Run pressed: the previous result and message go, the (empty) photo slider carries the
+        progress, and Stop is enabled for this job."""
+        return (*views.no_result(), views.status_html(), gr.update(interactive=True))
+
+    @staticmethod
+    def stopped():
+        """Stop pressed (Gradio cancels the job): say so; Stop is disabled until the next Run."""
+        return views.status_html("Stopped. Nothing was kept; press Run to start again.", kind="stopped"), \
+            gr.update(interactive=False)
+
     async def run(self, upload, webcam_photo, source, model_id, mode, alpha, speed, classes, temporal,
                   blur=None, colour=None, background_image=None, feather=None, request: gr.Request = None,
                   progress=gr.Progress()):
         """The Run button: a photo or a video (told apart by content), shown beside the original, with
-        its legend, timeline (video), stats and downloads: the result and its labels (.zip, COCO .json)."""
-        return await self._run(request, upload, webcam_photo, source, model_id, mode, alpha, speed, classes,
-                               progress, temporal=temporal, effect=(blur, colour, background_image, feather))
+        its legend, timeline (video), stats and downloads: the result and its labels (.zip, COCO .json);
+        then the page's message. A failure is not raised (a toast that goes away) but shown on the page
+        in plain words, the result area empty, until the next action."""
+        try:
+            result = await self._run(request, upload, webcam_photo, source, model_id, mode, alpha, speed, classes,
+                                     progress, temporal=temporal, effect=(blur, colour, background_image, feather))
+        except Exception as exc:  # every failure, logged in full by user_error if unexpected
+            return (*views.no_result(), views.error_html(user_error(exc).message))
+        return (*result, views.status_html())
 
     @user_errors
     async def run_example(self, upload, model_id, mode, alpha, speed):
@@ -194,11 +212,11 @@ class Handlers:
         if progress is not None:
             progress((0, None), desc="Starting…", unit="frames")
         r = await self._video(request, upload, model_id, mode, alpha, speed, classes, progress, trim, temporal,
-                              effect, labels=True)
+                              effect, labels=True, previews=True)
         two_players = mode != "side-by-side"
         return (gr.update(value=None, visible=False),
-                gr.update(value=str(r.source) if two_players else None, visible=two_players),
-                gr.update(value=str(r.output), visible=True),
+                gr.update(value=str(r.shown_source) if two_players else None, visible=two_players),
+                gr.update(value=str(r.shown_output), visible=True),
                 views.legend_html(r.legend), gr.update(**views.timeline_plot(r.timeline, r.legend)),
                 views.stats_markdown(r.stats), gr.update(value=[str(p) for p in r.downloads], visible=True))
 

@@ -46,6 +46,7 @@ from segmentation.segmenter import Segmenter, SegmenterOptions
 from .checks import (check_alpha, check_mode, check_model_id, check_speed, check_upload, check_video_budget,
                      class_filter, header_frames, safe_stem)
 from .limits import Limits
+from .previews import checkerboard_copy, playable_copy, plays_in_browsers
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +304,18 @@ class VideoOutcome:
     stats: VideoStats
     labels: list[Path] = dataclasses.field(default_factory=list)  # .zip and COCO .json, when asked for
     timeline: Timeline = dataclasses.field(default_factory=Timeline, repr=False)  # class shares per frame
+    # What the page's players show (``previews``): a copy browsers play of a source they cannot, and
+    # remove-background's WebM over a checkerboard as H.264; None: the file itself.
+    source_preview: Path | None = None
+    output_preview: Path | None = None
+
+    @property
+    def shown_source(self) -> Path:
+        return self.source_preview or self.source
+
+    @property
+    def shown_output(self) -> Path:
+        return self.output_preview or self.output
 
     @property
     def downloads(self) -> list[Path]:
@@ -438,7 +451,7 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
               speed: str, classes: Sequence[str] | str | None, limits: Limits, store: TempStore,
               progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None,
               trim: bool = False, temporal: bool = True, *, effect: EffectOptions | None = None,
-              labels: bool = False) -> VideoOutcome:
+              labels: bool = False, previews: bool = False) -> VideoOutcome:
     """Segment one video into an H.264 MP4 (remove-background: a VP9 WebM with alpha, which browsers
     play with its transparency) within the limits (see ``pipeline.segment_video``).
 
@@ -449,7 +462,10 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
     Past ``limits.max_job_seconds``, or when its result outgrows the store's budget, the job is
     stopped through ``cancel`` and its files removed (``InputError`` saying which). ``effect``: the
     background effect's settings; ``labels``: also the class maps as ``NAME_labels.zip`` (written as
-    the video is) and COCO ``NAME_labels.json`` (converted from the zip), reserved with the video.
+    the video is) and COCO ``NAME_labels.json`` (converted from the zip), reserved with the video;
+    ``previews`` (the page's runs): what its players show (``webapp.previews``), in the same job:
+    ``NAME_original.mp4`` when browsers cannot play the source, ``NAME_segmented_preview.mp4`` (over a
+    checkerboard) for remove-background; the original's only where the page shows it (not side-by-side).
     """
     stop = _Stop(cancel or threading.Event())
     timer = threading.Timer(limits.max_job_seconds, stop, ("time",))
@@ -457,7 +473,7 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
     timer.start()
     try:
         return _run_video(segmenters, source, model_id, mode, alpha, speed, classes, limits, store, progress,
-                          stop, trim, temporal, effect, labels)
+                          stop, trim, temporal, effect, labels, previews)
     except Cancelled:
         if stop.reason == "time":
             raise InputError(f"The job took longer than the limit of {limits.max_job_seconds:g} s and was "
@@ -474,7 +490,7 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
 def _run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: str, mode: str, alpha: float,
                speed: str, classes: Sequence[str] | str | None, limits: Limits, store: TempStore,
                progress: Callable[[int, int], None] | None, stop: "_Stop", trim: bool,
-               temporal: bool, effect: EffectOptions | None, labels: bool) -> VideoOutcome:
+               temporal: bool, effect: EffectOptions | None, labels: bool, previews: bool) -> VideoOutcome:
     mode, alpha, speed = check_mode(mode), check_alpha(alpha), check_speed(speed)
     check_model_id(model_id)
     path = check_upload(source, limits)
@@ -501,6 +517,10 @@ def _run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: 
     scale = min(1.0, limits.max_pixels / max(1, info.width * info.height))
     out_w, out_h = draw.output_size(info.width, info.height, mode)
     reserve = estimate_video_bytes(out_w * out_h * scale, frames, frames / fps, info.has_audio)
+    copy_source = previews and mode != Mode.SIDE_BY_SIDE and not plays_in_browsers(path)
+    on_board = previews and mode == Mode.REMOVE_BACKGROUND
+    reserve += sum(estimate_video_bytes(px * scale, frames, frames / fps, info.has_audio) for px, wanted in
+                   ((info.width * info.height, copy_source), (out_w * out_h, on_board)) if wanted)
     job = store.new_job(reserve + (estimate_labels_bytes(info.width, info.height, frames) if labels else 0))
     stem = safe_stem(path.name)
     # remove-background keeps its transparency: VP9 with alpha in WebM (browsers play it as such)
@@ -518,6 +538,12 @@ def _run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: 
                           _DiskWatch(store, job, stop, None, raise_when_stopped=True))
             log.info("%s: COCO labels of %d frames converted from the zip in %.0f ms", stem, r.frames,
                      (time.perf_counter() - t) * 1000)
+        watch = _DiskWatch(store, job, stop, None, raise_when_stopped=True)
+        source_preview = output_preview = None
+        if copy_source:
+            source_preview = playable_copy(path, job / f"{stem}_original.mp4", max_frames=r.frames, each_frame=watch)
+        if on_board:
+            output_preview = checkerboard_copy(r.output, job / f"{stem}_segmented_preview.mp4", each_frame=watch)
         if not store.grow(job, store.folder_bytes(job)):  # grown past the budget since the watch looked
             stop("disk")
             raise Cancelled("The result does not fit.")
@@ -531,7 +557,7 @@ def _run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: 
                        seconds=round(r.seconds, 3), model_runs=r.keyframes, model=r.model_id, speed=str(speed),
                        temporal=r.temporal, mode=mode, duration=round(r.info.duration, 3),
                        trimmed_to_seconds=trimmed)
-    return VideoOutcome(path, r.output, r.legend, stats, label_files, r.timeline)
+    return VideoOutcome(path, r.output, r.legend, stats, label_files, r.timeline, source_preview, output_preview)
 
 
 class _Stop:
