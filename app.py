@@ -38,7 +38,8 @@ from segmentation.pipeline import SPEEDS
 from webapp import examples as example_files
 from webapp.checks import class_names, model_choices
 from webapp.context import AppContext, setup_logging
-from webapp.gradio_compat import accept_missing_inputs, compute_example, pass_upload_path
+from webapp.gradio_compat import (REPLACE_ON_DROP_JS, accept_missing_inputs, compute_example,
+                                  explain_refused_paths, pass_upload_path)
 from webapp.handlers import Handlers
 from webapp.live import LIVE_INTERVAL
 from webapp.views import PAGE_CSS
@@ -143,6 +144,7 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                             live_out = gr.HTML(label="Segmented live", elem_id="live-output")
                         live_stats = gr.Markdown("Start the webcam to segment it live.", elem_id="live-stats")
                         session = gr.State(None)
+                        live_timer = gr.Timer(0.5, active=False)  # on while frames come (on.live_idle)
             with gr.Column(scale=1, min_width=260, elem_id="settings"):
                 for component in settings:
                     component.render()
@@ -164,9 +166,10 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
         for changed in (upload.change, webcam_photo.change):
             changed(lambda: "", None, status, queue=False, api_visibility="private")
         cam.stream(on.live, [cam, model, mode, alpha, speed, classes, temporal, *look, session],
-                   [live_out, live_stats, session], stream_every=LIVE_INTERVAL, time_limit=limits.live_seconds,
+                   [live_out, live_stats, session, live_timer], stream_every=LIVE_INTERVAL, time_limit=limits.live_seconds,
                    concurrency_id="live", concurrency_limit=limits.live_concurrency, api_visibility="undocumented",
                    api_name="live", show_progress="hidden")
+        live_timer.tick(on.live_idle, session, [live_stats, live_timer], queue=False, api_visibility="private")
         model.change(on.model_changed, model, classes, queue=False, api_visibility="private")
         mode.change(on.mode_changed, mode, [alpha, *look, classes], queue=False, api_visibility="private")
 
@@ -196,6 +199,7 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                         **heavy)
     # A client sending only the inputs these had before the effects (the page's "run" included) still works.
     accept_missing_inputs(app, {"run": 9, "segment_image": 5, "segment_video": 6})
+    explain_refused_paths(app)  # a server file a request may not read: a sentence, not {"error": null}
     app.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     return app, tables
 
@@ -232,7 +236,8 @@ def main() -> None:
     demo, tables = build_app(context, example_files.ensure_examples())
     context.store.start_sweeper()
     limits = context.limits
-    demo.launch(max_file_size=limits.max_upload_bytes, css=PAGE_CSS, prevent_thread_lock=True,
+    demo.launch(max_file_size=limits.max_upload_bytes, css=PAGE_CSS, js=REPLACE_ON_DROP_JS,
+                prevent_thread_lock=True,
                 allowed_paths=[str(example_files.EXAMPLES_DIR)],
                 # Gradio's running events: every admitted photo/video handler, the live streams, the rest
                 max_threads=max(40, limits.concurrency + limits.queue_size + limits.live_concurrency + 8))

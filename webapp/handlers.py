@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 
 import gradio as gr
 
@@ -247,7 +248,7 @@ class Handlers:
              background_image=None, feather=None, session=None):
         """One webcam frame in, one segmented frame out (per-session flow propagation)."""
         if frame is None:
-            return gr.skip(), gr.skip(), session
+            return gr.skip(), gr.skip(), session, gr.skip()
         session = session or LiveSession()
         seg = self.context.segmenters.get(model_id)
         effect = session.effect_options((mode, blur, colour, background_image, feather),
@@ -257,7 +258,20 @@ class Handlers:
         people = self.context.segmenters.get(LANDSCAPE_ID) if mode in EFFECT_MODES else None
         out, text = session.process(seg, frame, mode, check_alpha(alpha), class_filter(classes, seg.labels),
                                     check_speed(speed), bool(temporal), effect, people)
-        return views.live_image_html(out), text, session
+        session.seen_at = time.monotonic()  # for live_idle
+        return views.live_image_html(out), text, session, gr.update(active=True)
+
+    LIVE_IDLE_SECONDS = 1.5  # no frame for this long: the stream was stopped (or the camera went away)
+
+    def live_idle(self, session):
+        """The live tab's timer, ticking while frames come: once they stop (the webcam's stop button,
+        the time limit, the camera gone), the status says so instead of a "Live ·" line that no
+        longer changes, and the timer stops."""
+        seen = getattr(session, "seen_at", None)
+        if seen is None or time.monotonic() - seen < self.LIVE_IDLE_SECONDS:
+            return gr.skip(), gr.skip()
+        return (f"Stopped · {session.frames} frames segmented ({session.keyframes} model runs). "
+                "Start the webcam again to go on.", gr.update(active=False))
 
     @user_errors
     def model_changed(self, model_id):
