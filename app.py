@@ -153,18 +153,17 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                             f"and {limits.max_pixels:,} pixels per frame; one job running and one waiting "
                             "per visitor.")
         look = [blur, colour, background_image, feather]
-        # Run first clears the previous result and message (a new job never shows an old one's legend,
-        # chart or downloads) and enables Stop; then the job. One progress display: on the result
-        # that is shown (the photo slider or the result video).
-        start = run_btn.click(on.start, None, [*outputs, status, stop_btn], queue=False, api_visibility="private")
-        job = start.then(on.run, [upload, webcam_photo, source, model, mode, alpha, speed, classes, temporal, *look],
-                         [*outputs, status], **heavy, show_progress_on=[slider, result_video],
-                         api_visibility="undocumented", api_name="run")
-        job.then(lambda: gr.update(interactive=False), None, stop_btn, queue=False, api_visibility="private")
-        stop_btn.click(on.stopped, None, [status, stop_btn], cancels=[job], queue=False, api_visibility="private")
+        # Run first clears the previous result and message and enables Stop (a generator's first
+        # update), then shows the job's result or failure (webapp.handlers.Handlers.run). One progress
+        # display: on the result that is shown (the photo slider or the result video).
+        job = run_btn.click(on.run, [upload, webcam_photo, source, model, mode, alpha, speed, classes, temporal, *look],
+                            [*outputs, status, stop_btn], **heavy, show_progress_on=[slider, result_video],
+                            api_visibility="undocumented", api_name="run")
+        stop_btn.click(on.stopped, None, [status, stop_btn, slider], cancels=[job], queue=False,
+                       show_progress="hidden", api_visibility="private")
         # a new file or photo is the next action: the last message goes
         for changed in (upload.change, webcam_photo.change):
-            changed(lambda: "", None, status, queue=False, api_visibility="private")
+            changed(lambda: "", None, status, queue=False, show_progress="hidden", api_visibility="private")
         cam.stream(on.live, [cam, model, mode, alpha, speed, classes, temporal, *look, session],
                    [live_out, live_stats, session, live_timer], stream_every=LIVE_INTERVAL, time_limit=limits.live_seconds,
                    concurrency_id="live", concurrency_limit=limits.live_concurrency, api_visibility="undocumented",

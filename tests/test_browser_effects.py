@@ -163,6 +163,12 @@ def test_remove_background_photo_is_transparent(page, server, shared_images, tmp
     shown = np.asarray(shown, np.uint8).reshape(343, 512, 4)
     back = inside(~fg)
     assert set(np.unique(shown[..., 0][back])) <= {204, 255}, "no checkerboard where the bird's photo is transparent"
+    # the photo's download is the transparent PNG above (bird_segmented.png), not the slider's own
+    # button, which would save the picture shown, checkerboard included, as image.png
+    labels = page.evaluate("() => [...document.querySelectorAll('#result-photo button, #result-photo a')]"
+                           ".map(b => (b.getAttribute('aria-label') || '') + (b.title || ''))")
+    assert not [x for x in labels if "download" in x.lower()], labels
+    assert "bird_segmented" in page.inner_text("#download")
     page.screenshot(path=str(artifacts / "browser_remove_photo.png"), full_page=True)
 
 

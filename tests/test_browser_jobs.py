@@ -73,6 +73,12 @@ def _run_video(page, stem: str) -> None:
     assert not page.locator("#job-status .seg-status-error").count(), page.inner_text("#job-status")
 
 
+def _visible_texts(page, text: str) -> int:
+    """Visible elements whose own text is exactly ``text`` (e.g. Gradio's "Error" badge)."""
+    return page.evaluate("t => [...document.querySelectorAll('body *')].filter(e => e.offsetParent !== null"
+                         " && e.children.length === 0 && e.textContent.trim() === t).length", text)
+
+
 def _chart(page) -> dict:
     page.locator("#timeline").scroll_into_view_if_needed()
     page.wait_for_function("() => document.querySelectorAll('#timeline g.mark-line path').length")
@@ -133,7 +139,7 @@ def test_failure_stays_on_the_page_in_plain_words(page, shared_videos, tmp_path,
     assert not page.locator("#download").is_visible() and not page.locator("#result-video").is_visible()
     assert not page.locator("#timeline").is_visible() and not page.inner_text("#stats").strip()
     page.wait_for_timeout(11_000)  # longer than a toast stays
-    assert status.is_visible()
+    assert status.is_visible() and not _visible_texts(page, "Error")
     page.screenshot(path=str(artifacts / "browser_error.png"), full_page=True)
     _drop(page, good)  # the next action: the message goes
     page.wait_for_function("() => !document.querySelector('#job-status .seg-status')")
@@ -150,6 +156,8 @@ def test_stop_says_stopped(page, shared_videos, artifacts):
     assert page.inner_text("#job-status").startswith("Stopped")
     assert page.locator("#stop").is_disabled()
     assert not page.locator("#download").is_visible() and not page.locator("#legend .seg-legend-item").count()
+    page.wait_for_timeout(1000)  # the cancelled job's last status has arrived
+    assert not _visible_texts(page, "Error"), "a bare Error badge after Stop"
     page.screenshot(path=str(artifacts / "browser_stopped.png"), full_page=True)
 
 

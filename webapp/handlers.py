@@ -163,30 +163,33 @@ class Handlers:
         return await self._job(request, job, cancel=cancel, waiting=_waiting_shown(progress))
 
     @staticmethod
-    def start():
-        """Run pressed: the previous result and message go, the (empty) photo slider carries the
-        progress, and Stop is enabled for this job."""
-        return (*views.no_result(), views.status_html(), gr.update(interactive=True))
-
-    @staticmethod
     def stopped():
-        """Stop pressed (Gradio cancels the job): say so; Stop is disabled until the next Run."""
-        return views.status_html("Stopped. Nothing was kept; press Run to start again.", kind="stopped"), \
-            gr.update(interactive=False)
+        """Stop pressed (Gradio cancels the job): say so; Stop is disabled until the next Run. The photo
+        slider, which carried the progress, goes too (Gradio marks a cancelled job's outputs with a bare
+        "Error" badge)."""
+        return (views.status_html("Stopped. Nothing was kept; press Run to start again.", kind="stopped"),
+                gr.update(interactive=False), gr.update(value=None, visible=False))
 
     async def run(self, upload, webcam_photo, source, model_id, mode, alpha, speed, classes, temporal,
                   blur=None, colour=None, background_image=None, feather=None, request: gr.Request = None,
                   progress=gr.Progress()):
         """The Run button: a photo or a video (told apart by content), shown beside the original, with
         its legend, timeline (video), stats and downloads: the result and its labels (.zip, COCO .json);
-        then the page's message. A failure is not raised (a toast that goes away) but shown on the page
-        in plain words, the result area empty, until the next action."""
+        then the page's message and the Stop button's state.
+
+        First the previous result and message go (a new job never shows an old one's legend, chart or
+        downloads; the chart, hidden, is drawn afresh), the (empty) photo slider carries the progress
+        and Stop is enabled for this job. A failure is not raised (a toast that goes away, a bare
+        "Error" badge) but shown on the page in plain words, the result area empty, until the next
+        action."""
+        yield (*views.no_result(), views.status_html(), gr.update(interactive=True))
         try:
             result = await self._run(request, upload, webcam_photo, source, model_id, mode, alpha, speed, classes,
                                      progress, temporal=temporal, effect=(blur, colour, background_image, feather))
         except Exception as exc:  # every failure, logged in full by user_error if unexpected
-            return (*views.no_result(), views.error_html(user_error(exc).message))
-        return (*result, views.status_html())
+            yield (*views.no_result(), views.error_html(user_error(exc).message), gr.update(interactive=False))
+            return
+        yield (*result, views.status_html(), gr.update(interactive=False))
 
     @user_errors
     async def run_example(self, upload, model_id, mode, alpha, speed):
