@@ -42,7 +42,8 @@ from segmentation.pipeline import SPEEDS
 from webapp import examples as example_files
 from webapp.checks import class_names, model_choices
 from webapp.context import AppContext, setup_logging
-from webapp.gradio_compat import accept_missing_inputs, compute_example, pass_upload_path
+from webapp.gradio_compat import (REPLACE_ON_DROP_JS, accept_missing_inputs, compute_example,
+                                  explain_refused_paths, pass_upload_path)
 from webapp.handlers import Handlers
 from webapp.live import LIVE_INTERVAL
 from webapp.views import PAGE_CSS
@@ -109,9 +110,14 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                         webcam_tab.select(lambda: "webcam", None, source, queue=False, api_visibility="private")
                         with gr.Row():
                             run_btn = gr.Button("Run", variant="primary", scale=4, elem_id="run")
-                            stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
+                            # enabled only while a job of this page runs
+                            stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="stop", interactive=False)
+                        # the page's message: a failure in plain words, or "Stopped"; until the next action
+                        status = gr.HTML("", elem_id="job-status")
+                        # no download button of its own: it would save the picture shown (checkerboard
+                        # included) as image.png; the downloads below hold the result file itself
                         slider = gr.ImageSlider(label="Original | segmented", type="numpy", format="png",
-                                                elem_id="result-photo")
+                                                buttons=["fullscreen"], elem_id="result-photo")
                         with gr.Row():
                             original_video = gr.Video(label="Original", visible=False, elem_id="original-video")
                             result_video = gr.Video(label="Segmented", visible=False, elem_id="result-video")
@@ -142,6 +148,7 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                             live_out = gr.HTML(label="Segmented live", elem_id="live-output")
                         live_stats = gr.Markdown("Start the webcam to segment it live.", elem_id="live-stats")
                         session = gr.State(None)
+                        live_timer = gr.Timer(0.5, active=False)  # on while frames come (on.live_idle)
             with gr.Column(scale=1, min_width=260, elem_id="settings"):
                 for component in settings:
                     component.render()
@@ -150,15 +157,22 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                             f"and {limits.max_pixels:,} pixels per frame; one job running and one waiting "
                             "per visitor.")
         look = [blur, colour, background_image, feather]
-        # One progress display: on the result that is shown (the photo slider or the result video).
+        # Run first clears the previous result and message and enables Stop (a generator's first
+        # update), then shows the job's result or failure (webapp.handlers.Handlers.run). One progress
+        # display: on the result that is shown (the photo slider or the result video).
         job = run_btn.click(on.run, [upload, webcam_photo, source, model, mode, alpha, speed, classes, temporal, *look],
-                            outputs, **heavy, show_progress_on=[slider, result_video], api_visibility="undocumented",
-                            api_name="run")
-        stop_btn.click(None, None, None, cancels=[job], api_visibility="private")
+                            [*outputs, status, stop_btn], **heavy, show_progress_on=[slider, result_video],
+                            api_visibility="undocumented", api_name="run")
+        stop_btn.click(on.stopped, None, [status, stop_btn, slider], cancels=[job], queue=False,
+                       show_progress="hidden", api_visibility="private")
+        # a new file or photo is the next action: the last message goes
+        for changed in (upload.change, webcam_photo.change):
+            changed(lambda: "", None, status, queue=False, show_progress="hidden", api_visibility="private")
         cam.stream(on.live, [cam, model, mode, alpha, speed, classes, temporal, *look, session],
-                   [live_out, live_stats, session], stream_every=LIVE_INTERVAL, time_limit=limits.live_seconds,
+                   [live_out, live_stats, session, live_timer], stream_every=LIVE_INTERVAL, time_limit=limits.live_seconds,
                    concurrency_id="live", concurrency_limit=limits.live_concurrency, api_visibility="undocumented",
                    api_name="live", show_progress="hidden")
+        live_timer.tick(on.live_idle, session, [live_stats, live_timer], queue=False, api_visibility="private")
         model.change(on.model_changed, model, classes, queue=False, api_visibility="private")
         mode.change(on.mode_changed, mode, [alpha, *look, classes], queue=False, api_visibility="private")
 
@@ -188,6 +202,7 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                         **heavy)
     # A client sending only the inputs these had before the effects (the page's "run" included) still works.
     accept_missing_inputs(app, {"run": 9, "segment_image": 5, "segment_video": 6})
+    explain_refused_paths(app)  # a server file a request may not read: a sentence, not {"error": null}
     app.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     return app, tables
 
@@ -260,7 +275,8 @@ def main() -> None:
     demo, tables = build_app(context, example_files.ensure_examples())
     context.store.start_sweeper()
     limits = context.limits
-    demo.launch(max_file_size=limits.max_upload_bytes, css=PAGE_CSS, prevent_thread_lock=True,
+    demo.launch(max_file_size=limits.max_upload_bytes, css=PAGE_CSS, js=REPLACE_ON_DROP_JS,
+                prevent_thread_lock=True,
                 allowed_paths=[str(example_files.EXAMPLES_DIR)],
                 # Gradio's running events: every admitted photo/video handler, the live streams, the rest
                 max_threads=max(40, limits.concurrency + limits.queue_size + limits.live_concurrency + 8))

@@ -176,6 +176,12 @@ def _one_result(files: list[str]) -> bool:
     if len(results) != 1:
         return False
     stem = results[0].group(1)
+    # the page's runs may add what its players show (webapp.previews): a playable copy of the
+    # source, and remove-background's WebM over a checkerboard
+    kind = results[0].group(2)
+    previews = {f"{stem}_original.mp4"} if kind in ("mp4", "webm") else set()
+    previews |= {f"{stem}_segmented_preview.mp4"} if kind == "webm" else set()
+    files = [f for f in files if f not in previews]
     return sorted(files) in ([results[0].group(0)], sorted([results[0].group(0), f"{stem}_labels.zip",
                                                             f"{stem}_labels.json"]))
 

@@ -81,7 +81,7 @@ def make_clip(path: Path, *, size=(64, 48), pts: list[int] | None = None, frames
               time_base: Fraction = Fraction(1, 25), rate: Fraction = Fraction(25), rotation: int = 0,
               audio: str | None = None, audio_rate: int = 48000, audio_layout: str = "stereo",
               fmt: str | None = None, options: dict | None = None, faststart: bool = True,
-              marker: bool = False, codec: str = "libx264") -> Path:
+              marker: bool = False, codec: str = "libx264", pix_fmt: str | None = None) -> Path:
     """Encode a clip with PyAV (H.264 unless ``codec``): frames at ``pts`` (``time_base`` units),
     optional tone track."""
     pts = list(pts) if pts is not None else [i * round(1 / (rate * time_base)) for i in range(frames)]
@@ -90,7 +90,7 @@ def make_clip(path: Path, *, size=(64, 48), pts: list[int] | None = None, frames
     with av.open(str(path), "w", format=fmt, container_options=copts) as c:
         s = c.add_stream(codec, rate=rate)
         # 4:2:0 needs even sizes: an odd-sized clip is coded as H.264 4:4:4, at its own size
-        s.width, s.height, s.pix_fmt = w, h, ("yuv444p" if (w & 1) or (h & 1) else "yuv420p")
+        s.width, s.height, s.pix_fmt = w, h, pix_fmt or ("yuv444p" if (w & 1) or (h & 1) else "yuv420p")
         s.time_base = time_base
         s.codec_context.time_base = time_base
         if codec == "libx264":
@@ -106,6 +106,8 @@ def make_clip(path: Path, *, size=(64, 48), pts: list[int] | None = None, frames
         sent = 0
         for i, p in enumerate(pts):
             f = av.VideoFrame.from_ndarray(picture(i, w, h, marker), format="rgb24")
+            if pix_fmt:
+                f = f.reformat(format=pix_fmt)
             f.pts, f.time_base = p, time_base
             c.mux(s.encode(f))
             if a is not None:  # audio up to this frame's time, in 1024-sample frames

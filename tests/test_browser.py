@@ -180,6 +180,14 @@ def test_live_webcam_is_segmented(page, artifacts):
     stats = page.inner_text("#live-stats")
     assert re.search(r"latency \d+ ms", stats) and re.search(r"[\d.]+ frames/s", stats), stats
     page.screenshot(path=str(artifacts / "browser_live.png"), full_page=True)
+    # Gradio 6.31 names the stream's start button "Record" (no documented parameter relabels it);
+    # its stop button ends the stream, and the status says so instead of a frozen "Live ·" line
+    button = page.locator("#live-input").get_by_role("button", name="capture photo")
+    assert button.inner_text().strip() == "Stop"
+    button.click()
+    page.wait_for_function("() => /^Stopped/.test(document.querySelector('#live-stats').innerText.trim())",
+                           timeout=10_000)
+    assert "Live ·" not in page.inner_text("#live-stats")
 
 
 def test_webcam_photo_is_segmented(page, artifacts):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import av
+import cv2
 import httpx
 import numpy as np
 import pytest
@@ -162,6 +163,12 @@ def test_remove_background_photo_is_transparent(page, server, shared_images, tmp
     shown = np.asarray(shown, np.uint8).reshape(343, 512, 4)
     back = inside(~fg)
     assert set(np.unique(shown[..., 0][back])) <= {204, 255}, "no checkerboard where the bird's photo is transparent"
+    # the photo's download is the transparent PNG above (bird_segmented.png), not the slider's own
+    # button, which would save the picture shown, checkerboard included, as image.png
+    labels = page.evaluate("() => [...document.querySelectorAll('#result-photo button, #result-photo a')]"
+                           ".map(b => (b.getAttribute('aria-label') || '') + (b.title || ''))")
+    assert not [x for x in labels if "download" in x.lower()], labels
+    assert "bird_segmented" in page.inner_text("#download")
     page.screenshot(path=str(artifacts / "browser_remove_photo.png"), full_page=True)
 
 
@@ -246,8 +253,9 @@ def test_remove_background_video_is_a_transparent_webm(page, server, person_clip
     _choose_effect(page, "remove-background")
     _upload(page, person_clip)
     _run(page, "#result-video video")
+    # the page shows an H.264 preview over a checkerboard (every engine plays it); the download is the WebM
     page.wait_for_function("() => { const v = document.querySelector('#result-video video');"
-                           " return v && v.src.includes('person_segmented') && v.src.includes('.webm'); }")
+                           " return v && v.src.includes('person_segmented_preview.mp4'); }")
     files = _downloads(page, server, tmp_path)
     assert set(files) == {".webm", ".zip", ".json"}, files
     maps, _ = read_zip(files[".zip"])
@@ -260,11 +268,13 @@ def test_remove_background_video_is_a_transparent_webm(page, server, person_clip
     # opaque inside the map's person, transparent far from it
     assert (out[..., 3][back] < 8).mean() > 0.99 and (out[..., 3][fg] > 247).mean() > 0.95
     assert np.abs(out[..., :3].astype(int) - src.astype(int))[out[..., 3] > 247].mean() < 4
-    # Chromium plays it with its transparency: a drawn frame is see-through where the room was.
+    # Where the room was, the player shows the checkerboard (light and dark squares), not black.
     f = int(np.argmax(person.mean(axis=(1, 2))))
-    ys, xs = np.nonzero(back[f])
-    probe = {"t": (f + 0.5) / 10, "x": int(xs[len(xs) // 2]), "y": int(ys[len(ys) // 2])}
-    alpha = page.evaluate("""async (p) => {
+    free = cv2.erode(back[f].astype(np.uint8), np.ones((33, 33), np.uint8)).astype(bool)  # 16 px clear around
+    ys, xs = np.nonzero(free)
+    assert len(ys), "no background area in the frame"
+    probe = {"t": (f + 0.5) / 10, "x": int(xs[len(xs) // 2]) - 16, "y": int(ys[len(ys) // 2]) - 16}
+    shown = page.evaluate("""async (p) => {
         const v = document.querySelector('#result-video video');
         v.muted = true;
         for (let i = 0; i < 100 && v.readyState < 2; i++) await new Promise(r => setTimeout(r, 100));
@@ -274,9 +284,13 @@ def test_remove_background_video_is_a_transparent_webm(page, server, person_clip
         c.width = v.videoWidth; c.height = v.videoHeight;
         const g = c.getContext('2d');
         g.drawImage(v, 0, 0);
-        return [g.getImageData(p.x, p.y, 1, 1).data[3], v.videoWidth, v.videoHeight];
+        return [Array.from(g.getImageData(p.x, p.y, 32, 32).data), v.videoWidth, v.videoHeight];
     }""", probe)
-    assert alpha == [0, 768, 432], alpha
+    assert shown[1:] == [768, 432], shown[1:]
+    patch = np.asarray(shown[0], np.uint8).reshape(32, 32, 4)[..., :3].astype(int)
+    assert patch.min() > 150, f"the transparent area is dark (min {patch.min()}), not a checkerboard"
+    grey = patch.mean(axis=2)
+    assert grey.max() - grey.min() > 30, "no light and dark squares where the picture is transparent"
     page.locator("#result-video").scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "browser_remove_video.png"), full_page=True)
 

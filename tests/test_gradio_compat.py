@@ -18,8 +18,9 @@ from gradio.helpers import Examples
 from gradio.utils import NamedString
 
 from webapp import gradio_compat
-from webapp.gradio_compat import (EventRef, accept_missing_inputs, client_gone, compute_example, current_event,
-                                  pass_upload_path, running_job)
+from webapp.gradio_compat import (REFUSED_PATH, REPLACE_ON_DROP_JS, EventRef, accept_missing_inputs, client_gone,
+                                  compute_example, current_event, explain_refused_paths, pass_upload_path,
+                                  running_job)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -170,6 +171,51 @@ def test_raw_calls_may_leave_out_the_trailing_inputs():
         assert "event: error" in call("strict", ["x"])
     finally:
         demo.close()
+
+
+def test_a_server_file_not_uploaded_is_refused_with_a_sentence(tmp_path):
+    """Gradio refuses a raw call naming a file that was not uploaded with InvalidPathError in
+    preprocess_data, shown as {"error": null}; patched, the client gets REFUSED_PATH, and the
+    handler never runs."""
+    import httpx
+
+    assert "async def preprocess_data(" in inspect.getsource(gr.Blocks)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not read")
+    ran = []
+
+    def show(path):
+        ran.append(path)
+        return "read"
+
+    def call(patched: bool) -> str:
+        with gr.Blocks() as demo:
+            f, out = gr.File(), gr.Textbox()
+            gr.Button().click(show, f, out, api_name="show")
+        if patched:
+            explain_refused_paths(demo)
+        demo.queue()
+        demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+        try:
+            data = [{"path": str(secret), "meta": {"_type": "gradio.FileData"}}]
+            event = httpx.post(f"{demo.local_url}gradio_api/call/show", json={"data": data}, timeout=30).json()
+            return httpx.get(f"{demo.local_url}gradio_api/call/show/{event['event_id']}", timeout=30).text
+        finally:
+            demo.close()
+
+    assert '"error": null' in call(False), "Gradio now explains the refusal itself: drop the patch"
+    text = call(True)
+    assert "event: error" in text and REFUSED_PATH.split(",")[0] in text, text
+    assert not ran
+
+
+def test_drop_script_uses_the_zones_gradio_has():
+    """The drop script presses the filled zone's Clear button and drops on the empty zone's
+    .upload-container (checked in a browser by tests/test_browser_jobs.py); both exist in 6.31's page."""
+    assets = Path(gr.__file__).parent / "templates" / "frontend" / "assets"
+    text = "".join(p.read_text(errors="replace") for p in assets.glob("*.js") if p.stat().st_size < 2_000_000)
+    assert "upload-container" in text and "Clear" in text
+    assert "button[aria-label='Clear']" in REPLACE_ON_DROP_JS and ".upload-container" in REPLACE_ON_DROP_JS
 
 
 # -- examples -------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Every use of Gradio's private parts, in one place, pinned to one Gradio version.
 
-The app needs four things Gradio has no public API for:
+The app needs six things Gradio has no public API for:
 
 * ``pass_upload_path``: a ``gr.File`` whose jobs get the uploaded file's path and nothing more.
   Gradio 6.31's ``File._process_single_file`` opens an unused ``NamedTemporaryFile(delete=False)``
@@ -17,6 +17,14 @@ The app needs four things Gradio has no public API for:
   fills a left-out parameter with its default itself; Gradio 6.31's ``Blocks.validate_inputs``
   refuses a raw request with fewer values than inputs. The fix wraps that method on the app
   instance and fills in the missing trailing inputs' initial values, for the named endpoints only.
+* ``explain_refused_paths``: a raw API request naming a server file that was not uploaded
+  (``{"path": "/etc/passwd"}``) is refused by Gradio 6.31 with ``InvalidPathError`` in
+  ``Blocks.preprocess_data``, which reaches the client as ``{"error": null}`` (only ``gr.Error``
+  messages are shown). The fix wraps that method on the app instance and raises a ``gr.Error``
+  sentence instead; the file is still never read.
+* ``REPLACE_ON_DROP_JS``: the page's script (``launch(js=...)``) that lets a file dropped on a
+  filled drop zone replace the one there (Gradio 6.31's filled ``gr.File`` ignores a drop): it
+  presses the zone's Clear button, then drops the file on the empty zone's ``.upload-container``.
 
 ``tests/test_gradio_compat.py`` checks each of these against the installed Gradio: the private
 attributes exist with the expected signatures and the patch has its documented effect. On a
@@ -31,6 +39,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 from gradio.context import LocalContext
+from gradio.exceptions import InvalidPathError
 from gradio.helpers import Examples
 from gradio.utils import NamedString
 from gradio_client.utils import is_valid_file
@@ -117,6 +126,51 @@ def accept_missing_inputs(app: gr.Blocks, required: dict[str, int]) -> None:
         return validate(block_fn, inputs)
 
     app.validate_inputs = validate_inputs
+
+
+# -- files a request may not read -------------------------------------------------------------------
+REFUSED_PATH = ("The request names a file on the server that was not uploaded to this app, so it is not read. "
+                "Upload the file first (gradio_client's handle_file does).")
+
+
+def explain_refused_paths(app: gr.Blocks) -> None:
+    """Answer a request naming a server file Gradio refuses to read with a sentence (``REFUSED_PATH``)."""
+    preprocess = app.preprocess_data
+
+    async def preprocess_data(block_fn, inputs, *args, **kwargs):
+        try:
+            return await preprocess(block_fn, inputs, *args, **kwargs)
+        except InvalidPathError as exc:
+            log.info("Refused a request naming a file that was not uploaded: %s", exc)
+            raise gr.Error(REFUSED_PATH, print_exception=False) from None
+
+    app.preprocess_data = preprocess_data
+
+
+# -- a file dropped on a filled drop zone -----------------------------------------------------------
+REPLACE_ON_DROP_JS = """() => {
+  const zoneOf = e => e.target && e.target.closest ? e.target.closest('#upload') : null;
+  const filled = zone => zone && !zone.querySelector('input[type=file]');
+  document.addEventListener('dragover', e => { if (filled(zoneOf(e))) e.preventDefault(); }, true);
+  document.addEventListener('drop', async e => {
+    const zone = zoneOf(e);
+    if (!filled(zone) || !e.dataTransfer || !e.dataTransfer.files.length) return;
+    e.preventDefault();
+    e.stopPropagation();
+    const file = e.dataTransfer.files[0];
+    const clear = zone.querySelector("button[aria-label='Clear']");
+    if (!clear) return;
+    clear.click();
+    // the empty zone's own drop target: hand it the file as the visitor's drop
+    let target = null;
+    for (let i = 0; i < 100 && !(target = filled(zone) ? null : zone.querySelector('.upload-container')); i++)
+      await new Promise(r => setTimeout(r, 50));
+    if (!target) return;
+    const dt = new DataTransfer();
+    dt.items.add(file);
+    target.dispatchEvent(new DragEvent('drop', {bubbles: true, cancelable: true, dataTransfer: dt}));
+  }, true);
+}"""
 
 
 # -- examples -------------------------------------------------------------------------------------

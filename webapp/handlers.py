@@ -12,6 +12,7 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 
 import gradio as gr
 
@@ -144,7 +145,7 @@ class Handlers:
         return await self._job(request, job, waiting=waiting)
 
     async def _video(self, request, path, model_id, mode, alpha, speed, classes, progress=None, trim=False,
-                     temporal=True, effect=(None,) * 4, labels=False) -> VideoOutcome:
+                     temporal=True, effect=(None,) * 4, labels=False, previews=False) -> VideoOutcome:
         c = self.context
         cancel = threading.Event()
         report = None
@@ -156,18 +157,39 @@ class Handlers:
 
         def job() -> VideoOutcome:
             return run_video(c.segmenters, path, model_id, mode, alpha, speed, classes, c.limits, c.store, report,
-                             cancel, trim, bool(temporal), effect=_effect_of(mode, *effect, c.limits), labels=labels)
+                             cancel, trim, bool(temporal), effect=_effect_of(mode, *effect, c.limits), labels=labels,
+                             previews=previews)
 
         return await self._job(request, job, cancel=cancel, waiting=_waiting_shown(progress))
 
-    @user_errors
+    @staticmethod
+    def stopped():
+        """Stop pressed (Gradio cancels the job): say so; Stop is disabled until the next Run. The photo
+        slider, which carried the progress, goes too (Gradio marks a cancelled job's outputs with a bare
+        "Error" badge)."""
+        return (views.status_html("Stopped. Nothing was kept; press Run to start again.", kind="stopped"),
+                gr.update(interactive=False), gr.update(value=None, visible=False))
+
     async def run(self, upload, webcam_photo, source, model_id, mode, alpha, speed, classes, temporal,
                   blur=None, colour=None, background_image=None, feather=None, request: gr.Request = None,
                   progress=gr.Progress()):
         """The Run button: a photo or a video (told apart by content), shown beside the original, with
-        its legend, timeline (video), stats and downloads: the result and its labels (.zip, COCO .json)."""
-        return await self._run(request, upload, webcam_photo, source, model_id, mode, alpha, speed, classes,
-                               progress, temporal=temporal, effect=(blur, colour, background_image, feather))
+        its legend, timeline (video), stats and downloads: the result and its labels (.zip, COCO .json);
+        then the page's message and the Stop button's state.
+
+        First the previous result and message go (a new job never shows an old one's legend, chart or
+        downloads; the chart, hidden, is drawn afresh), the (empty) photo slider carries the progress
+        and Stop is enabled for this job. A failure is not raised (a toast that goes away, a bare
+        "Error" badge) but shown on the page in plain words, the result area empty, until the next
+        action."""
+        yield (*views.no_result(), views.status_html(), gr.update(interactive=True))
+        try:
+            result = await self._run(request, upload, webcam_photo, source, model_id, mode, alpha, speed, classes,
+                                     progress, temporal=temporal, effect=(blur, colour, background_image, feather))
+        except Exception as exc:  # every failure, logged in full by user_error if unexpected
+            yield (*views.no_result(), views.error_html(user_error(exc).message), gr.update(interactive=False))
+            return
+        yield (*result, views.status_html(), gr.update(interactive=False))
 
     @user_errors
     async def run_example(self, upload, model_id, mode, alpha, speed):
@@ -194,11 +216,11 @@ class Handlers:
         if progress is not None:
             progress((0, None), desc="Starting…", unit="frames")
         r = await self._video(request, upload, model_id, mode, alpha, speed, classes, progress, trim, temporal,
-                              effect, labels=True)
+                              effect, labels=True, previews=True)
         two_players = mode != "side-by-side"
         return (gr.update(value=None, visible=False),
-                gr.update(value=str(r.source) if two_players else None, visible=two_players),
-                gr.update(value=str(r.output), visible=True),
+                gr.update(value=str(r.shown_source) if two_players else None, visible=two_players),
+                gr.update(value=str(r.shown_output), visible=True),
                 views.legend_html(r.legend), gr.update(**views.timeline_plot(r.timeline, r.legend)),
                 views.stats_markdown(r.stats), gr.update(value=[str(p) for p in r.downloads], visible=True))
 
@@ -229,7 +251,7 @@ class Handlers:
              background_image=None, feather=None, session=None):
         """One webcam frame in, one segmented frame out (per-session flow propagation)."""
         if frame is None:
-            return gr.skip(), gr.skip(), session
+            return gr.skip(), gr.skip(), session, gr.skip()
         session = session or LiveSession()
         seg = self.context.segmenters.get(model_id)
         effect = session.effect_options((mode, blur, colour, background_image, feather),
@@ -239,7 +261,20 @@ class Handlers:
         people = self.context.segmenters.get(LANDSCAPE_ID) if mode in EFFECT_MODES else None
         out, text = session.process(seg, frame, mode, check_alpha(alpha), class_filter(classes, seg.labels),
                                     check_speed(speed), bool(temporal), effect, people)
-        return views.live_image_html(out), text, session
+        session.seen_at = time.monotonic()  # for live_idle
+        return views.live_image_html(out), text, session, gr.update(active=True)
+
+    LIVE_IDLE_SECONDS = 1.5  # no frame for this long: the stream was stopped (or the camera went away)
+
+    def live_idle(self, session):
+        """The live tab's timer, ticking while frames come: once they stop (the webcam's stop button,
+        the time limit, the camera gone), the status says so instead of a "Live ·" line that no
+        longer changes, and the timer stops."""
+        seen = getattr(session, "seen_at", None)
+        if seen is None or time.monotonic() - seen < self.LIVE_IDLE_SECONDS:
+            return gr.skip(), gr.skip()
+        return (f"Stopped · {session.frames} frames segmented ({session.keyframes} model runs). "
+                "Start the webcam again to go on.", gr.update(active=False))
 
     @user_errors
     def model_changed(self, model_id):

@@ -1,8 +1,9 @@
 """The app's jobs: one photo or one video in, a result file, its legend and typed stats out.
 
 * ``SegmenterCache``: one ``Segmenter`` per model id, loaded once, thread-safe.
-* ``TempStore``: the app's own folder for job outputs, within a disk budget (oldest results go
-  first; a result that cannot fit is refused before it is written) and swept by age.
+* ``TempStore`` (``webapp.store``, re-exported): the app's own folder for job outputs, within a disk
+  budget (oldest results go first; a result that cannot fit is refused before it is written) and
+  swept by age.
 * ``run_photo`` / ``run_video``: one job each, on top of ``pipeline.segment_image`` /
   ``pipeline.segment_video``, within the server's ``Limits``; they return a ``PhotoOutcome`` /
   ``VideoOutcome`` whose ``stats`` (``PhotoStats`` / ``VideoStats``) the page shows and the API
@@ -20,11 +21,8 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
-import tempfile
 import threading
 import time
-import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +44,8 @@ from segmentation.segmenter import Segmenter, SegmenterOptions
 from .checks import (check_alpha, check_mode, check_model_id, check_speed, check_upload, check_video_budget,
                      class_filter, header_frames, safe_stem)
 from .limits import Limits
+from .previews import checkerboard_copy, playable_copy, plays_in_browsers
+from .store import TempStore, _mb
 
 log = logging.getLogger(__name__)
 
@@ -84,155 +84,7 @@ class SegmenterCache:
             return list(self._items)
 
 
-# -- temporary outputs ---------------------------------------------------------------------
-def _mb(nbytes: float) -> str:
-    """Megabytes for a sentence: 2,048 / 1.5 / 0.25."""
-    mb = nbytes / 2**20
-    return f"{mb:,.0f}" if mb >= 100 else f"{mb:.1f}" if mb >= 1 else f"{mb:.2f}"
-
-
-class TempStore:
-    """The app's own folder for job outputs, within an age and a disk budget.
-
-    Each job gets a folder with a reservation of the bytes it may write (``new_job``); a job that
-    would not fit even after the oldest finished results are removed is refused with a sentence
-    (``InputError``) before it writes anything. A running job may ``grow`` its reservation (the
-    same eviction, or False when it cannot), and ``finish``/``discard`` end it. Finished job folders
-    older than ``max_age`` seconds are swept in a background thread. ``max_bytes`` None: no budget.
-    """
-
-    def __init__(self, root: str | Path | None = None, max_age: float = 3600.0, max_bytes: int | None = None):
-        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="segmentation-app-"))
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.max_age = max_age
-        self.max_bytes = max_bytes
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._open: dict[Path, int] = {}  # folders of running jobs -> bytes reserved
-
-    def new_job(self, reserve: int = 0) -> Path:
-        """A new job folder holding ``reserve`` bytes of the budget; InputError when it cannot fit."""
-        with self._lock:
-            self._make_room(reserve)
-            d = self.root / f"{int(time.time())}-{uuid.uuid4().hex[:10]}"
-            d.mkdir(parents=True)
-            self._open[d] = reserve
-        return d
-
-    def grow(self, job: Path, written: int) -> bool:
-        """Keep ``written`` bytes of ``job`` within its reservation: past it, reserve a quarter more
-        than written, removing the oldest results if need be; False when even that is not enough."""
-        with self._lock:
-            held = self._open.get(job)
-            if held is None:
-                return False
-            if written > held:
-                wanted = written + written // 4
-                try:
-                    self._make_room(wanted - held)
-                except InputError:
-                    return False
-                self._open[job] = wanted
-            return True
-
-    def finish(self, job: Path) -> None:
-        """The job is done: its folder now counts by what it holds, not by its reservation."""
-        with self._lock:
-            self._open.pop(job, None)
-
-    def discard(self, job: Path) -> None:
-        """The job failed or was cancelled: its folder and reservation go."""
-        with self._lock:
-            self._open.pop(job, None)
-            shutil.rmtree(job, ignore_errors=True)
-
-    @staticmethod
-    def folder_bytes(job: Path) -> int:
-        """Bytes in a job folder (a half-written ``.part`` file included)."""
-        total = 0
-        try:
-            for f in job.iterdir():
-                try:
-                    total += f.stat().st_size
-                except OSError:
-                    continue
-        except OSError:
-            pass
-        return total
-
-    def used_bytes(self) -> int:
-        """Finished results on disk plus what running jobs have reserved (or written, if more)."""
-        with self._lock:
-            return sum(size for _, _, size in self._finished()) + sum(
-                max(held, self.folder_bytes(d)) for d, held in self._open.items())
-
-    def _finished(self) -> list[tuple[float, Path, int]]:
-        """(mtime, folder, bytes) of finished job folders, oldest first."""
-        out = []
-        for d in self.root.iterdir():
-            if d in self._open:
-                continue
-            try:
-                if d.is_dir():
-                    out.append((d.stat().st_mtime, d, self.folder_bytes(d)))
-            except OSError:
-                continue
-        return sorted(out)
-
-    def _make_room(self, extra: int) -> None:
-        """Under the lock: make ``extra`` more bytes fit, oldest results first, or say why not."""
-        free = shutil.disk_usage(self.root).free
-        if 2 * extra > free:  # the result, and Gradio's copy of it in its cache
-            raise InputError(f"The result would take up to about {_mb(extra)} MB and the server's disk has "
-                             f"{_mb(free)} MB free; try a shorter or smaller file.")
-        if self.max_bytes is None:
-            return
-        held = sum(self._open.values())
-        if held + extra > self.max_bytes:
-            if extra > self.max_bytes:
-                raise InputError(f"The result would take up to about {_mb(extra)} MB; the server keeps at most "
-                                 f"{_mb(self.max_bytes)} MB of results. Try a shorter or smaller file.")
-            raise InputError(f"The result would take up to about {_mb(extra)} MB and jobs running now hold "
-                             f"{_mb(held)} of the {_mb(self.max_bytes)} MB the server keeps for results; "
-                             "try again in a few minutes, or with a shorter or smaller file.")
-        finished = self._finished()
-        used = held + sum(size for _, _, size in finished)
-        for _, d, size in finished:
-            if used + extra <= self.max_bytes:
-                break
-            shutil.rmtree(d, ignore_errors=True)
-            used -= size
-            log.info("Removed %s (%s MB) to keep results within %s MB", d.name, _mb(size), _mb(self.max_bytes))
-
-    def sweep(self, now: float | None = None) -> int:
-        """Remove finished job folders last modified more than ``max_age`` seconds ago; return how many."""
-        now = time.time() if now is None else now
-        removed = 0
-        with self._lock:
-            for mtime, d, _ in self._finished():
-                if now - mtime > self.max_age:
-                    shutil.rmtree(d, ignore_errors=True)
-                    removed += 1
-        return removed
-
-    def start_sweeper(self, interval: float | None = None) -> threading.Thread:
-        interval = interval or max(10.0, min(600.0, self.max_age / 4))
-
-        def loop():
-            while not self._stop.wait(interval):
-                try:
-                    self.sweep()
-                except OSError:
-                    log.exception("Sweeping %s failed", self.root)
-
-        t = threading.Thread(target=loop, name="tempstore-sweeper", daemon=True)
-        t.start()
-        return t
-
-    def close(self) -> None:
-        self._stop.set()
-        shutil.rmtree(self.root, ignore_errors=True)
-
+# -- temporary outputs: webapp.store (re-exported here) ------------------------------------------
 
 # -- results -------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -304,6 +156,18 @@ class VideoOutcome:
     stats: VideoStats
     labels: list[Path] = dataclasses.field(default_factory=list)  # .zip and COCO .json, when asked for
     timeline: Timeline = dataclasses.field(default_factory=Timeline, repr=False)  # class shares per frame
+    # What the page's players show (``previews``): a copy browsers play of a source they cannot, and
+    # remove-background's WebM over a checkerboard as H.264; None: the file itself.
+    source_preview: Path | None = None
+    output_preview: Path | None = None
+
+    @property
+    def shown_source(self) -> Path:
+        return self.source_preview or self.source
+
+    @property
+    def shown_output(self) -> Path:
+        return self.output_preview or self.output
 
     @property
     def downloads(self) -> list[Path]:
@@ -439,7 +303,7 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
               speed: str, classes: Sequence[str] | str | None, limits: Limits, store: TempStore,
               progress: Callable[[int, int], None] | None = None, cancel: threading.Event | None = None,
               trim: bool = False, temporal: bool = True, *, effect: EffectOptions | None = None,
-              labels: bool = False) -> VideoOutcome:
+              labels: bool = False, previews: bool = False) -> VideoOutcome:
     """Segment one video into an H.264 MP4 (remove-background: a VP9 WebM with alpha, which browsers
     play with its transparency) within the limits (see ``pipeline.segment_video``).
 
@@ -450,7 +314,10 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
     Past ``limits.max_job_seconds``, or when its result outgrows the store's budget, the job is
     stopped through ``cancel`` and its files removed (``InputError`` saying which). ``effect``: the
     background effect's settings; ``labels``: also the class maps as ``NAME_labels.zip`` (written as
-    the video is) and COCO ``NAME_labels.json`` (converted from the zip), reserved with the video.
+    the video is) and COCO ``NAME_labels.json`` (converted from the zip), reserved with the video;
+    ``previews`` (the page's runs): what its players show (``webapp.previews``), in the same job:
+    ``NAME_original.mp4`` when browsers cannot play the source, ``NAME_segmented_preview.mp4`` (over a
+    checkerboard) for remove-background; the original's only where the page shows it (not side-by-side).
     """
     stop = _Stop(cancel or threading.Event())
     timer = threading.Timer(limits.max_job_seconds, stop, ("time",))
@@ -458,7 +325,7 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
     timer.start()
     try:
         return _run_video(segmenters, source, model_id, mode, alpha, speed, classes, limits, store, progress,
-                          stop, trim, temporal, effect, labels)
+                          stop, trim, temporal, effect, labels, previews)
     except Cancelled:
         if stop.reason == "time":
             raise InputError(f"The job took longer than the limit of {limits.max_job_seconds:g} s and was "
@@ -475,7 +342,7 @@ def run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: s
 def _run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: str, mode: str, alpha: float,
                speed: str, classes: Sequence[str] | str | None, limits: Limits, store: TempStore,
                progress: Callable[[int, int], None] | None, stop: "_Stop", trim: bool,
-               temporal: bool, effect: EffectOptions | None, labels: bool) -> VideoOutcome:
+               temporal: bool, effect: EffectOptions | None, labels: bool, previews: bool) -> VideoOutcome:
     mode, alpha, speed = check_mode(mode), check_alpha(alpha), check_speed(speed)
     check_model_id(model_id)
     path = check_upload(source, limits)
@@ -502,6 +369,10 @@ def _run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: 
     scale = min(1.0, limits.max_pixels / max(1, info.width * info.height))
     out_w, out_h = draw.output_size(info.width, info.height, mode)
     reserve = estimate_video_bytes(out_w * out_h * scale, frames, frames / fps, info.has_audio)
+    copy_source = previews and mode != Mode.SIDE_BY_SIDE and not plays_in_browsers(path)
+    on_board = previews and mode == Mode.REMOVE_BACKGROUND
+    reserve += sum(estimate_video_bytes(px * scale, frames, frames / fps, info.has_audio) for px, wanted in
+                   ((info.width * info.height, copy_source), (out_w * out_h, on_board)) if wanted)
     job = store.new_job(reserve + (estimate_labels_bytes(info.width, info.height, frames) if labels else 0))
     stem = safe_stem(path.name)
     # remove-background keeps its transparency: VP9 with alpha in WebM (browsers play it as such)
@@ -519,6 +390,12 @@ def _run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: 
                           _DiskWatch(store, job, stop, None, raise_when_stopped=True))
             log.info("%s: COCO labels of %d frames converted from the zip in %.0f ms", stem, r.frames,
                      (time.perf_counter() - t) * 1000)
+        watch = _DiskWatch(store, job, stop, None, raise_when_stopped=True)
+        source_preview = output_preview = None
+        if copy_source:
+            source_preview = playable_copy(path, job / f"{stem}_original.mp4", max_frames=r.frames, each_frame=watch)
+        if on_board:
+            output_preview = checkerboard_copy(r.output, job / f"{stem}_segmented_preview.mp4", each_frame=watch)
         if not store.grow(job, store.folder_bytes(job)):  # grown past the budget since the watch looked
             stop("disk")
             raise Cancelled("The result does not fit.")
@@ -532,7 +409,7 @@ def _run_video(segmenters: SegmenterCache, source: str | os.PathLike, model_id: 
                        seconds=round(r.seconds, 3), model_runs=r.keyframes, model=r.model_id, speed=str(speed),
                        temporal=r.temporal, mode=mode, duration=round(r.info.duration, 3),
                        trimmed_to_seconds=trimmed, warning=r.warning)
-    return VideoOutcome(path, r.output, r.legend, stats, label_files, r.timeline)
+    return VideoOutcome(path, r.output, r.legend, stats, label_files, r.timeline, source_preview, output_preview)
 
 
 class _Stop:

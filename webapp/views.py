@@ -6,6 +6,9 @@
 * ``on_checkerboard``: a transparent picture over a checkerboard, as the page shows it.
 * ``stats_markdown``: one short paragraph of what a photo or video job did.
 * ``legend_json``: the legend as the API returns it.
+* ``no_result`` / ``status_html`` / ``error_html``: the empty result area of a new job, and the
+  page's message under Run (nothing, "Stopped", or a failure in plain words with its technical
+  cause folded away in a ``<details>``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from segmentation.draw import LegendItem
 from segmentation.exports import Timeline
 
 from .jobs import PhotoStats, VideoStats
+from .messages import plain
+from .previews import CHECKER_SQUARE, over_checkerboard
 
 # A transparent result (remove-background) shows the usual grey checkerboard where it is see-through.
 _CHECKER = ("background-color: #fff; background-image: linear-gradient(45deg, #ccc 25%, transparent 25%), "
@@ -34,21 +39,21 @@ PAGE_CSS = f"""
 .seg-name {{ flex: 1; }}
 .seg-share {{ font-variant-numeric: tabular-nums; opacity: 0.8; }}
 #result-video video {{ {_CHECKER} }}
+.seg-status {{ border-radius: 6px; padding: 8px 12px; margin: 4px 0; }}
+.seg-status-error {{ background: #fde8e8; color: #8a1c1c; border: 1px solid #f5b5b5; }}
+.seg-status-stopped {{ background: #eef0f3; color: #333; border: 1px solid #ccd; }}
+.seg-status details {{ margin-top: 4px; font-size: 0.85em; opacity: 0.85; }}
 """
-CHECKER_SQUARE = 8  # px, as in PAGE_CSS
 
 
 def on_checkerboard(rgba: np.ndarray, square: int = CHECKER_SQUARE) -> np.ndarray:
     """An RGBA picture over a white and light-grey checkerboard (RGB), to show where it is transparent.
     An RGB picture is returned as it is."""
+    from .previews import checkerboard
+
     if rgba.ndim != 3 or rgba.shape[2] != 4:
         return rgba
-    h, w = rgba.shape[:2]
-    yy, xx = np.ogrid[:h, :w]
-    board = np.where(((yy // square + xx // square) % 2).astype(bool), np.uint8(204), np.uint8(255))
-    a = rgba[..., 3:4].astype(np.uint16)
-    out = (rgba[..., :3].astype(np.uint16) * a + board[..., None].astype(np.uint16) * (255 - a) + 127) // 255
-    return out.astype(np.uint8)
+    return over_checkerboard(rgba, checkerboard(rgba.shape[0], rgba.shape[1], square))
 
 
 def timeline_plot(timeline: Timeline, legend: Sequence[LegendItem], max_classes: int = 8,
@@ -152,3 +157,29 @@ def live_image_html(rgb: np.ndarray, quality: int = 80) -> str:
         raise ValueError("JPEG encoding failed")
     src = "data:image/jpeg;base64," + base64.b64encode(jpeg.tobytes()).decode("ascii")
     return f'<img class="seg-live" src="{src}" alt="Segmented live" style="width:100%;height:auto">'
+
+
+def no_result() -> tuple:
+    """The result area of a job that has just started, or failed: the (empty) photo slider, which
+    carries the progress display, and nothing else; one value per output of the page's Run."""
+    import gradio as gr
+
+    hidden = gr.update(value=None, visible=False)
+    return (gr.update(value=None, visible=True), hidden, hidden, "", hidden, "", hidden)
+
+
+def status_html(text: str = "", kind: str = "stopped") -> str:
+    """The page's message under Run: empty, or one line (``kind``: stopped, error)."""
+    if not text:
+        return ""
+    return f'<div class="seg-status seg-status-{kind}" role="status">{html.escape(text)}</div>'
+
+
+def error_html(message: str) -> str:
+    """A failed job on the page: the reason in plain words (``messages.plain``), the technical
+    sentence behind it folded away; it stays until the next action."""
+    text, detail = plain(message)
+    more = (f"<details><summary>Technical details</summary>{html.escape(detail)}</details>"
+            if detail else "")
+    return (f'<div class="seg-status seg-status-error" role="alert"><strong>{html.escape(text)}</strong>'
+            f"{more}</div>")

@@ -1,0 +1,207 @@
+"""The page's jobs in a real headless Chromium: every result is the job's own, a failure stays on the
+page in plain words, Stop says so, the original always plays, and a transparent result shows its
+checkerboard in every engine (an H.264 preview). Fixtures (server, browser, page) come from
+``test_browser``; screenshots land in ``artifacts/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import re
+from pathlib import Path
+
+import av
+import httpx
+import pytest
+from media import make_clip
+from test_browser import RUN_TIMEOUT_MS, _legend, _upload, browser, camera_clip, page, server  # noqa: F401
+
+pw = pytest.importorskip("playwright.sync_api")
+
+PLAYERS_READY = """async () => {
+    const out = [];
+    for (const id of ['original-video', 'result-video']) {
+        const v = document.querySelector(`#${id} video`);
+        if (!v) { out.push(null); continue; }
+        v.muted = true;
+        for (let i = 0; i < 100 && v.readyState < 2 && !v.error; i++) await new Promise(r => setTimeout(r, 100));
+        out.push({src: v.src, ready: v.readyState, duration: v.duration, error: v.error && v.error.code});
+    }
+    return out;
+}"""
+
+
+def _person_clip(path: Path, start: int, frames: int, shared_videos: Path) -> Path:
+    """``frames`` frames of the person video from ``start``, 160x120 at 10 fps (H.264 MP4)."""
+    with av.open(str(shared_videos / "one-by-one-person-detection.mp4")) as src, av.open(str(path), "w") as dst:
+        s = dst.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt, s.options = 160, 120, "yuv420p", {"preset": "ultrafast"}
+        for i, f in enumerate(src.decode(video=0)):
+            if i >= start + frames:
+                break
+            if i >= start:
+                dst.mux(s.encode(f.reformat(width=160, height=120, format="yuv420p")))
+        dst.mux(s.encode(None))
+    return path
+
+
+def _drop(page, path: Path) -> None:
+    """Drop ``path`` on the drop zone as a visitor drags a file onto it (filled or not)."""
+    page.evaluate("""([name, b64, type]) => {
+        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bytes], name, {type}));  // the type a browser gives a dragged file
+        const zone = document.querySelector('#upload');
+        const target = zone.querySelector('button, table, label') || zone;
+        for (const type of ['dragenter', 'dragover', 'drop'])
+            target.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: dt}));
+    }""", [path.name, base64.b64encode(path.read_bytes()).decode("ascii"), mimetypes.guess_type(path.name)[0]])
+    page.wait_for_function("n => { const t = document.querySelector('#upload').innerText;"
+                           " return t.includes(n) && t.includes('⇣'); }", arg=path.stem)  # uploaded
+
+
+def _run_video(page, stem: str) -> None:
+    """Run, and wait for this run's result video (not one shown before, e.g. an example's: Run
+    first clears the result area)."""
+    page.click("#run")
+    page.wait_for_function("() => !document.querySelector('#result-video video')")
+    page.wait_for_function("stem => { const v = document.querySelector('#result-video video');"
+                           " return v && v.src.includes(stem + '_segmented')"
+                           " || document.querySelector('#job-status .seg-status-error'); }",
+                           arg=stem, timeout=RUN_TIMEOUT_MS)
+    assert not page.locator("#job-status .seg-status-error").count(), page.inner_text("#job-status")
+
+
+def _visible_texts(page, text: str) -> int:
+    """Visible elements whose own text is exactly ``text`` (e.g. Gradio's "Error" badge)."""
+    return page.evaluate("t => [...document.querySelectorAll('body *')].filter(e => e.offsetParent !== null"
+                         " && e.children.length === 0 && e.textContent.trim() === t).length", text)
+
+
+def _chart(page) -> dict:
+    page.locator("#timeline").scroll_into_view_if_needed()
+    page.wait_for_function("() => document.querySelectorAll('#timeline g.mark-line path').length")
+    return page.evaluate("""() => ({
+        lines: [...document.querySelectorAll('#timeline g.mark-line path')]
+            .map(p => [p.getAttribute('stroke'), p.getAttribute('d').split('L').length]),
+        x: [...document.querySelectorAll('#timeline g.role-axis')]
+            .filter(g => (g.getAttribute('aria-label') || '').startsWith('X-axis'))
+            .flatMap(g => [...g.querySelectorAll('g.role-axis-label text')].map(t => t.textContent)),
+        swatches: [...document.querySelectorAll('#legend .seg-swatch')].map(s => s.style.background),
+    })""")
+
+
+def _hex(css: str) -> str:
+    m = re.fullmatch(r"rgb\((\d+), (\d+), (\d+)\)", css.strip())
+    return "#%02x%02x%02x" % tuple(int(x) for x in m.groups()) if m else css
+
+
+def test_second_video_shows_its_own_chart_legend_and_downloads(page, shared_videos, tmp_path, artifacts):
+    first = _person_clip(tmp_path / "first.mp4", 300, 20, shared_videos)  # 2 s, a person in the room
+    second = _person_clip(tmp_path / "second.mp4", 0, 50, shared_videos)  # 5 s, the empty room
+    assert page.locator("#stop").is_disabled()  # no job of this page runs
+    _upload(page, first)
+    _run_video(page, "first")
+    chart = _chart(page)
+    assert {n for _, n in chart["lines"]} == {20}, chart
+    _drop(page, second)  # on the filled drop zone: it replaces the first file
+    _run_video(page, "second")
+    chart = _chart(page)
+    # the chart's data and axis are the second video's: 50 points per line, time up to 5 s, in the
+    # colours of its own legend
+    assert chart["lines"] and {n for _, n in chart["lines"]} == {50}, chart
+    assert max(float(t) for t in chart["x"]) >= 4.8, chart["x"]
+    assert {c for c, _ in chart["lines"]} <= {_hex(s) for s in chart["swatches"]}, chart
+    assert "first" not in page.inner_text("#download") and "second_segmented" in page.inner_text("#download")
+    assert "50 frames" in page.inner_text("#stats")
+    assert page.locator("#stop").is_disabled()
+    page.screenshot(path=str(artifacts / "browser_second_video.png"), full_page=True)
+
+
+def test_failure_stays_on_the_page_in_plain_words(page, shared_videos, tmp_path, artifacts):
+    good = _person_clip(tmp_path / "good.mp4", 300, 10, shared_videos)
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("a text file renamed .mp4\n" * 40)
+    _upload(page, good)
+    _run_video(page, "good")
+    assert _legend(page)
+    _drop(page, bad)
+    page.click("#run")
+    status = page.locator("#job-status .seg-status-error")
+    status.wait_for(timeout=RUN_TIMEOUT_MS)
+    assert status.locator("strong").inner_text() == "This file is not a video we can read: it may be damaged."
+    details = status.locator("details")
+    assert not details.evaluate("d => d.open")  # the technical cause is there, folded away
+    assert "FFmpeg" in details.inner_text() or "FFmpeg" in details.evaluate("d => d.textContent")
+    # nothing of the previous job under it
+    assert not page.locator("#legend .seg-legend-item").count()
+    assert not page.locator("#download").is_visible() and not page.locator("#result-video").is_visible()
+    assert not page.locator("#timeline").is_visible() and not page.inner_text("#stats").strip()
+    page.wait_for_timeout(11_000)  # longer than a toast stays
+    assert status.is_visible() and not _visible_texts(page, "Error")
+    page.screenshot(path=str(artifacts / "browser_error.png"), full_page=True)
+    _drop(page, good)  # the next action: the message goes
+    page.wait_for_function("() => !document.querySelector('#job-status .seg-status')")
+
+
+def test_stop_says_stopped(page, shared_videos, artifacts):
+    _upload(page, shared_videos / "car-detection.mp4")  # 377 frames: long enough to stop
+    assert page.locator("#stop").is_disabled()
+    page.click("#run")
+    page.wait_for_function("() => !document.querySelector('#stop').disabled")
+    page.wait_for_function("() => /Segmenting/.test(document.body.innerText)", timeout=RUN_TIMEOUT_MS)
+    page.click("#stop")
+    page.locator("#job-status .seg-status-stopped").wait_for()
+    assert page.inner_text("#job-status").startswith("Stopped")
+    assert page.locator("#stop").is_disabled()
+    assert not page.locator("#download").is_visible() and not page.locator("#legend .seg-legend-item").count()
+    page.wait_for_timeout(1000)  # the cancelled job's last status has arrived
+    assert not _visible_texts(page, "Error"), "a bare Error badge after Stop"
+    page.screenshot(path=str(artifacts / "browser_stopped.png"), full_page=True)
+
+
+def _players_play(page, stem: str, copied: bool) -> None:
+    original, result = page.evaluate(PLAYERS_READY)
+    for p in (original, result):
+        assert p and p["ready"] >= 2 and p["error"] is None, (stem, original, result)
+        assert p["duration"] and 0 < p["duration"] < 1e9, (stem, p)
+    assert (f"{stem}_original.mp4" in original["src"]) == copied, (stem, original["src"])
+
+
+def test_the_original_always_plays(page, tmp_path, artifacts):
+    page.get_by_label("mask").check()
+    page.get_by_text("Classroom (video)").first.click()
+    # the example's own (cached) result first, then a run of this page
+    page.wait_for_function("() => { const v = document.querySelector('#result-video video');"
+                           " return v && v.src.includes('classroom_segmented'); }", timeout=RUN_TIMEOUT_MS)
+    _players_play(page, "classroom", copied=True)
+    _run_video(page, "classroom")
+    _players_play(page, "classroom", copied=True)  # a GIF: the browser gets an H.264 copy
+    page.screenshot(path=str(artifacts / "browser_gif_original.png"), full_page=True)
+    clips = [make_clip(tmp_path / "mpeg4.avi", frames=8, codec="mpeg4", size=(96, 64),
+                       options={}),
+             make_clip(tmp_path / "h264.mkv", frames=8, size=(96, 64),
+                       audio="aac"),
+             make_clip(tmp_path / "tenbit.mp4", frames=8, size=(96, 64),
+                       pix_fmt="yuv420p10le"),
+             make_clip(tmp_path / "full.mp4", frames=8, size=(96, 64),
+                       pix_fmt="yuv444p")]
+    for clip in clips:
+        _drop(page, clip)
+        _run_video(page, clip.stem)
+        _players_play(page, clip.stem, copied=True)
+    plain = make_clip(tmp_path / "plain.mp4", frames=8, size=(96, 64))
+    _drop(page, plain)
+    _run_video(page, "plain")
+    _players_play(page, "plain", copied=False)  # H.264 yuv420p MP4: shown as it is
+
+
+def test_api_refuses_a_server_file_with_a_sentence(server):
+    r = httpx.post(server.url + "gradio_api/call/segment_video", timeout=30,
+                   json={"data": [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}},
+                                  "autoseg-edgetpu-xs", "overlay", 0.5, "accurate", []]})
+    event = r.json()["event_id"]
+    text = httpx.get(f"{server.url}gradio_api/call/segment_video/{event}", timeout=60).text
+    assert "event: error" in text and '"error": null' not in text, text
+    assert "was not uploaded to this app" in text and "root:" not in text, text
