@@ -5,17 +5,10 @@ page's layout: ``main`` builds the app's context (limits, job store, segmenters,
 ``build_app`` wires Gradio components to the handlers in ``webapp.handlers``. Validation, jobs,
 legend and stats live in the ``webapp`` package; segmentation itself in the ``segmentation`` library.
 
-Environment (all optional): GRADIO_SERVER_NAME (default 127.0.0.1),
-GRADIO_SERVER_PORT (7860), SEGMENTATION_WEIGHTS (model cache),
-SEGMENTATION_EXAMPLES_SOURCE (local folders holding the example files),
-SEGMENTATION_MAX_UPLOAD_MB (200), SEGMENTATION_MAX_SECONDS (120),
-SEGMENTATION_MAX_PIXELS (3840*2160), SEGMENTATION_MAX_FRAMES (3600), SEGMENTATION_MAX_FPS (60),
-SEGMENTATION_MAX_JOB_SECONDS (600), SEGMENTATION_CONCURRENCY (1), SEGMENTATION_QUEUE_SIZE (16),
-SEGMENTATION_VISITOR_JOBS (2), SEGMENTATION_TRUSTED_PROXIES ('*' on a Space, else none),
-SEGMENTATION_LIVE_CONCURRENCY (2), SEGMENTATION_LIVE_SECONDS (120), SEGMENTATION_TMP_MAX_AGE (3600),
-SEGMENTATION_TMP_MAX_MB (2048),
-SEGMENTATION_WARM_EXAMPLES (1: compute the example results in the background after start;
-they are cached under .gradio/cached_examples/<hash of the code>/, or GRADIO_EXAMPLES_CACHE).
+Environment (all optional): GRADIO_SERVER_NAME (default 127.0.0.1), GRADIO_SERVER_PORT (7860),
+GRADIO_EXAMPLES_CACHE (example results; default .gradio/cached_examples/<hash of the code>/), and
+the SEGMENTATION_* settings, each with its default and meaning in one table: segmentation/config.py
+(docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -34,7 +27,7 @@ if __name__ == "__main__":  # stop at once on SIGTERM / Ctrl-C while the imports
 
 import gradio as gr
 
-from segmentation import DEFAULT_MODEL_ID
+from segmentation import DEFAULT_MODEL_ID, config
 from segmentation.draw import MODES
 from segmentation.effects import EffectOptions
 from segmentation.errors import SegmentationError
@@ -263,6 +256,7 @@ def stop_on_signals(context: AppContext, server: list[gr.Blocks]) -> None:
 
 def main() -> None:
     try:
+        config.check()  # every SEGMENTATION_* setting (segmentation/config.py, docs/configuration.md)
         context = AppContext.from_env()
     except ValueError as exc:  # a bad SEGMENTATION_* value: say which, don't start
         sys.exit(f"error: {exc}")

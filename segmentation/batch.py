@@ -39,6 +39,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from . import config, weights
 from .errors import InputError, SegmentationError
 from .files import atomic_path, is_disk_full, refuse_overwriting_input
 from .pipeline import VideoOptions
@@ -649,8 +650,8 @@ def _run_ray(jobs: Sequence[Job], address: str, threads: int, task: Task, on_out
     started = False
     if not ray.is_initialized():
         if address == "local":
-            env = {"SEGMENTATION_WEIGHTS": str(Path(os.environ["SEGMENTATION_WEIGHTS"]).resolve())} \
-                if os.environ.get("SEGMENTATION_WEIGHTS") else {}
+            folder = config.read(weights.ENV_VAR)
+            env = {weights.ENV_VAR: str(Path(folder).resolve())} if folder else {}
             ray.init(include_dashboard=False, runtime_env={"env_vars": env} if env else None,
                      log_to_driver=False)
         else:

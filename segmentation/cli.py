@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import batch, cli_args, draw
+from . import batch, cli_args, config, draw
 from . import cli_checks as checks
 from .cli_args import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, build_parser  # noqa: F401 (re-exported)
 from .draw import DrawOptions, Mode
@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     writing: set[str] = set()
     try:
+        try:
+            config.check(config.LIBRARY)  # a bad SEGMENTATION_* value: one sentence, before any work
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
         if args.list_models:
             return cli_args.list_models()
         if args.list_classes is not None:
@@ -105,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
     dopts = DrawOptions(mode=args.mode, alpha=args.alpha, classes=classes,
                         outlines=args.outlines, effect=effect, matte=args.matte or "auto")
     if kind == "image":
-        from .images import MAX_PIXELS, displayed_size
+        from .images import default_max_pixels, displayed_size
 
         res = segment_image(seg, src, dopts, labels_out=args.labels_out)
         try:
@@ -117,7 +121,7 @@ def _run(args: argparse.Namespace) -> int:
         legend = res.legend
         h, w = res.original.shape[:2]
         size = displayed_size(src)
-        note = f" (downscaled from {size[0]}x{size[1]}: over {MAX_PIXELS:,} pixels)" if size and size != (w, h) else ""
+        note = f" (downscaled from {size[0]}x{size[1]}: over {default_max_pixels():,} pixels)" if size and size != (w, h) else ""
         print(f"{src.name}: {w}x{h}{note} segmented with {seg.entry.id} "
               f"in {res.seconds * 1000:.0f} ms -> {out}", file=sys.stderr)
     else:

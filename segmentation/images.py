@@ -15,12 +15,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import config
 from .errors import InputError
 
-# Larger images are downscaled to this many pixels on their long... area before segmenting.
-MAX_PIXELS = int(os.environ.get("SEGMENTATION_MAX_IMAGE_PIXELS", 40_000_000))
-# Files beyond this are refused outright (decompression-bomb guard).
-HARD_MAX_PIXELS = int(os.environ.get("SEGMENTATION_HARD_MAX_IMAGE_PIXELS", 200_000_000))
+
+
+def default_max_pixels() -> int:
+    """Larger images are downscaled to this many pixels before segmenting (``SEGMENTATION_MAX_IMAGE_PIXELS``)."""
+    return config.read("SEGMENTATION_MAX_IMAGE_PIXELS")
+
+
+def hard_max_pixels() -> int:
+    """Files beyond this many pixels are refused outright: a decompression-bomb guard
+    (``SEGMENTATION_HARD_MAX_IMAGE_PIXELS``)."""
+    return config.read("SEGMENTATION_HARD_MAX_IMAGE_PIXELS")
+
 
 ORIENTATION = 0x0112  # EXIF tag
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -46,7 +55,8 @@ def load_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
 
     Raises ``InputError`` for missing files, non-images and images over the hard limit.
     """
-    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
+    max_pixels = default_max_pixels() if max_pixels is None else max_pixels
+    hard = hard_max_pixels()
     name = "image" if isinstance(source, bytes) else Path(source).name
     try:
         fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
@@ -58,11 +68,11 @@ def load_image(source: str | Path | bytes, max_pixels: int | None = None) -> np.
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                Image.MAX_IMAGE_PIXELS = HARD_MAX_PIXELS
+                Image.MAX_IMAGE_PIXELS = hard
                 img = Image.open(fp)
                 w, h = img.size
-                if w * h > HARD_MAX_PIXELS:
-                    raise InputError(f"{name} is {w}x{h} pixels, over the limit of {HARD_MAX_PIXELS:,} pixels.")
+                if w * h > hard:
+                    raise InputError(f"{name} is {w}x{h} pixels, over the limit of {hard:,} pixels.")
                 if w * h > max_pixels:
                     # draft() lets JPEG decode at reduced size; others are resized after decoding
                     scale = (max_pixels / (w * h)) ** 0.5

@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from . import config
 from .catalog import ModelEntry
 from .errors import WeightsError
 from .files import atomic_path
@@ -65,7 +66,7 @@ def user_cache_dir() -> Path:
 
 def cache_dirs() -> list[Path]:
     """Folders searched for weights, in order: ``SEGMENTATION_WEIGHTS``, shipped, per-user cache."""
-    env = os.environ.get(ENV_VAR)
+    env = config.read(ENV_VAR)
     candidates = [Path(env).expanduser().resolve() if env else None,
                   PROJECT_WEIGHTS, INSTALLED_WEIGHTS, user_cache_dir()]
     dirs: list[Path] = []

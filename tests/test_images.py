@@ -119,10 +119,10 @@ def test_bytes_input(tmp_path):
 
 # -- load_image: size limits ---------------------------------------------------------------
 def test_huge_jpeg_is_downscaled_to_max_pixels(tmp_path, monkeypatch):
-    """A 10000x10000 JPEG (small on disk) comes back under MAX_PIXELS with its aspect ratio."""
+    """A 10000x10000 JPEG (small on disk) comes back under SEGMENTATION_MAX_IMAGE_PIXELS with its aspect ratio."""
     path = _save(Image.new("L", (10000, 10000), 77), tmp_path / "huge.jpg", quality=50)
     assert path.stat().st_size < 5_000_000
-    monkeypatch.setattr(images, "MAX_PIXELS", 1_000_000)  # keeps the decode small (JPEG draft)
+    monkeypatch.setenv("SEGMENTATION_MAX_IMAGE_PIXELS", "1_000_000")  # keeps the decode small (JPEG draft)
     rgb = load_image(path)
     h, w = rgb.shape[:2]
     assert h * w <= 1_000_000
@@ -135,7 +135,7 @@ def test_large_png_keeps_aspect_when_downscaled(tmp_path, monkeypatch):
     a = np.zeros((1500, 6000), np.uint8)
     a[:, 3000:] = 200  # left half black, right half light grey
     path = _save(Image.fromarray(a), tmp_path / "wide.png")
-    monkeypatch.setattr(images, "MAX_PIXELS", 1_000_000)
+    monkeypatch.setenv("SEGMENTATION_MAX_IMAGE_PIXELS", "1_000_000")
     rgb = load_image(path)
     h, w = rgb.shape[:2]
     assert h * w <= 1_000_000 and h * w >= 950_000
@@ -148,7 +148,7 @@ def test_large_png_keeps_aspect_when_downscaled(tmp_path, monkeypatch):
 
 def test_image_over_hard_limit_is_refused(tmp_path, monkeypatch):
     path = _save(Image.new("L", (2000, 1000)), tmp_path / "bomb.png")
-    monkeypatch.setattr(images, "HARD_MAX_PIXELS", 1_000_000)
+    monkeypatch.setenv("SEGMENTATION_HARD_MAX_IMAGE_PIXELS", "1_000_000")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored afterwards
     with pytest.raises(InputError) as info:
         load_image(path)

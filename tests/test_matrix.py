@@ -39,7 +39,7 @@ from media import (RED, assert_same_timing, audio_only, close_to, corner_image, 
 from PIL import Image
 
 MODEL = "deeplabv3-pascal-dm05"  # the fastest catalog model: the inputs are under test, not the model
-CLI_IMAGE_MAX = (6324, 6324)  # a 10000x10000 photo under the library's 40 MP (images.MAX_PIXELS)
+CLI_IMAGE_MAX = (6324, 6324)  # a 10000x10000 photo under the library's 40 MP (SEGMENTATION_MAX_IMAGE_PIXELS)
 APP_IMAGE_MAX = (2880, 2880)  # ... and under the app's default SEGMENTATION_MAX_PIXELS (3840*2160)
 TIMEOUT = 180
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,8 @@ from segmentation.pipeline import Cancelled
 from webapp import admission, checks, jobs, views
 from webapp import examples as ex
 from webapp.handlers import Handlers
-from webapp.limits import Limits, env_flag
+from segmentation import config
+from webapp.limits import Limits
 from webapp.live import LiveSession
 
 from media import StubSegmenter, make_clip
@@ -55,12 +56,13 @@ def test_limits_bad_values_are_named(name, value):
         Limits.from_env({name: value})
 
 
-def test_env_flag():
-    assert env_flag("X", env={}) is True and env_flag("X", False, env={"X": " "}) is False
+def test_flag_settings():
+    name = "SEGMENTATION_WARM_EXAMPLES"
+    assert config.read(name, {}) is True and config.read(name, {name: " "}) is True
     for off in ("0", "false", "No", " FALSE "):
-        assert env_flag("X", env={"X": off}) is False
+        assert config.read(name, {name: off}) is False
     for on in ("1", "yes", "true", "on"):
-        assert env_flag("X", False, env={"X": on}) is True
+        assert config.read(name, {name: on}) is True
 
 
 def test_app_exits_with_one_sentence_on_a_bad_setting(tmp_path):

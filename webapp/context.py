@@ -13,7 +13,9 @@ from typing import Mapping
 
 from .admission import Admission
 from .jobs import SegmenterCache, TempStore
-from .limits import Limits, env_flag
+from segmentation import config
+
+from .limits import Limits
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -37,7 +39,7 @@ class AppContext:
         limits = Limits.from_env(env)
         return cls(limits=limits, store=TempStore(max_age=limits.tmp_max_age, max_bytes=limits.tmp_max_bytes),
                    segmenters=SegmenterCache(), admission=Admission(limits.concurrency, limits.visitor_jobs),
-                   warm_examples=env_flag("SEGMENTATION_WARM_EXAMPLES", env=env))
+                   warm_examples=config.read("SEGMENTATION_WARM_EXAMPLES", env))
 
     def close(self) -> None:
         self.store.close()

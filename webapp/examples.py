@@ -29,7 +29,7 @@ from typing import Iterable
 from segmentation import weights
 from segmentation.files import atomic_path
 
-from .limits import env_flag
+from segmentation import config
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ EXAMPLES: tuple[ExampleFile, ...] = (
 
 def source_dirs(value: str | None = None) -> list[Path]:
     """Local folders to copy examples from: ``value`` or ``$SEGMENTATION_EXAMPLES_SOURCE``."""
-    raw = os.environ.get(ENV_SOURCE, "") if value is None else value
+    raw = config.read(ENV_SOURCE) if value is None else value
     return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
 
 
@@ -154,7 +154,7 @@ def ensure_examples(dest_dir: Path = EXAMPLES_DIR, sources: Iterable[Path] | Non
     """
     sources = source_dirs() if sources is None else list(sources)
     if download is None:
-        download = env_flag("SEGMENTATION_EXAMPLES_DOWNLOAD")
+        download = config.read("SEGMENTATION_EXAMPLES_DOWNLOAD")
     got: list[tuple[ExampleFile, Path]] = []
     missing: list[str] = []
     for ex in examples:
