@@ -434,18 +434,25 @@ def test_webm_overlay_without_alpha(person_clip, shared_models, tmp_path):
     assert len(decode_rgb(out)) == 3
 
 
-@pytest.mark.parametrize("case", ["avi", "unknown class", "timeline for a photo"])
-def test_video_cli_bad_input(person_clip, bird, shared_models, tmp_path, case):
+@pytest.mark.parametrize("case,words", [
+    ("avi", "the output must be an .mp4 or .webm file"),
+    ("unknown class", "Unknown class 'ghost'"),
+    ("timeline for a photo", "--timeline-out"),
+])
+def test_video_cli_bad_input(person_clip, bird, shared_models, tmp_path, case, words):
+    """Each refusal is the sentence for its own mistake, not any refusal."""
     out = tmp_path / "out.webm"
     if case == "avi":
         out = tmp_path / "out.avi"
-        args = [str(person_clip), "-o", str(out), "--mode", "blur-background"]
+        args = [str(person_clip), "-o", str(out), "--mode", "blur-background", "--max-frames", "2"]
     elif case == "unknown class":
-        args = [str(person_clip), "-o", str(out), "--mode", "remove-background", "--classes", "ghost"]
+        args = [str(person_clip), "-o", str(out), "--mode", "remove-background", "--classes", "ghost",
+                "--max-frames", "2"]
     else:
         out = tmp_path / "out.png"
         args = [str(bird), "-o", str(out), "--timeline-out", str(tmp_path / "t.csv")]
-    _error_only(run_cli(*args, "--max-frames", "2"), out, tmp_path / "t.csv")
+    line = _error_only(run_cli(*args), out, tmp_path / "t.csv")
+    assert words in line, line
 
 
 def test_webm_copies_opus_and_encodes_aac(tmp_path):
