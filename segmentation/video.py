@@ -33,6 +33,7 @@ import av
 import cv2
 import numpy as np
 
+from .audio import AudioTrack, codec_name, open_audio
 from .errors import InputError
 from .files import AtomicFile
 
@@ -125,12 +126,6 @@ def _rotation(frame) -> int:
     return int(round((frame.rotation or 0) / 90.0)) * 90 % 360
 
 
-def _codec_name(stream) -> str:
-    """The codec's own name ("mp3"), not the decoder's ("mp3float")."""
-    ctx = stream.codec_context
-    return getattr(ctx.codec, "canonical_name", None) or ctx.name
-
-
 def _stream_rate(v) -> Fraction:
     for r in (v.average_rate, v.guessed_rate, v.base_rate):
         if r and r > 0:
@@ -158,10 +153,10 @@ def probe(path: str | Path) -> VideoInfo:
         if rotation in (90, 270):
             w, h = h, w
         duration = float(v.duration * v.time_base) if (v.duration and v.time_base) else (c.duration or 0) / av.time_base
-        audio = _codec_name(c.streams.audio[0]) if c.streams.audio else None
+        audio = codec_name(c.streams.audio[0]) if c.streams.audio else None
         variable = bool(v.base_rate and v.average_rate and abs(float(v.base_rate) - float(v.average_rate)) > 0.01)
         return VideoInfo(w, h, fps, int(v.frames or 0), duration, rotation,
-                         _codec_name(v), Fraction(v.time_base or Fraction(1, 90000)), audio, variable)
+                         codec_name(v), Fraction(v.time_base or Fraction(1, 90000)), audio, variable)
 
 
 @dataclass
@@ -291,177 +286,6 @@ def read_frames(path: str | Path, max_frames: int | None = None,
         c.close()
 
 
-class _AudioTrack:
-    """The first audio track of ``src``, muxed into ``out`` up to a given time.
-
-    Times are seconds on the output's clock, where 0 is ``origin`` seconds in
-    the source (the first video frame). Packets of a codec the container
-    takes (``fmt.copy_audio``: AAC/MP3 in MP4) are copied, each kept if it
-    starts before the end and ends after 0. Anything else is decoded, cut to
-    the sample (silence fills a late start) and encoded to ``fmt.audio_codec``.
-    """
-
-    def __init__(self, src: str | Path, out: av.container.OutputContainer, fmt: ContainerFormat = MP4):
-        self._in = av.open(str(src), "r")
-        try:
-            if not self._in.streams.audio:
-                raise LookupError("no audio")
-            a = self._in.streams.audio[0]
-            ctx = a.codec_context
-            self._a = a
-            self._tb = Fraction(a.time_base or Fraction(1, ctx.sample_rate or 48000))
-            if _codec_name(a) in fmt.copy_audio:
-                self.mode = "copy"
-                self._out = out.add_stream_from_template(a)
-            else:
-                self.mode = "encode"
-                rate = ctx.sample_rate if ctx.sample_rate in fmt.audio_rates else 48000
-                layout = dict(fmt.audio_layouts).get(ctx.channels, "stereo")
-                self._rate, self._layout = rate, layout
-                self._out = out.add_stream(fmt.audio_codec, rate=rate, layout=layout)
-                self._out.time_base = Fraction(1, rate)
-                self._resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
-                self._buf: list[np.ndarray] = []  # decoded fltp samples not yet encoded
-                self._buf_pos: int | None = None  # output sample position of the buffer's start
-                self._written = 0  # output sample position reached by the encoder
-            self._packets = self._in.demux(a)
-        except BaseException:
-            self._in.close()
-            raise
-        self._container = out
-        self.origin: float | None = None
-        self._held = None  # a packet read but not yet due
-        self._before = None  # copy mode: the last packet that ends before 0
-        self._last_dts: int | None = None  # copy mode: of the last packet muxed
-        self._done = False
-
-    def _next_packet(self):
-        if self._held is not None:
-            p, self._held = self._held, None
-            return p
-        while not self._done:
-            try:
-                p = next(self._packets)
-            except (StopIteration, av.FFmpegError):
-                self._done = True  # end of file, or the rest is unreadable
-                return None
-            if p.pts is None and p.dts is None:
-                continue  # the demuxer's flush marker
-            return p
-        return None
-
-    def _start(self, p) -> float:
-        t = p.pts if p.pts is not None else p.dts
-        return float(t * self._tb) - self.origin
-
-    def pump(self, until: float, final: bool = False) -> None:
-        """Mux the source audio up to ``until`` seconds (output clock); ``final`` ends the track."""
-        if self.origin is None:
-            return
-        while True:
-            p = self._next_packet()
-            if p is None:
-                break
-            start = self._start(p)
-            if start >= until:
-                self._held = p
-                break
-            if self.mode == "copy":
-                self._copy(p, start)
-            else:
-                self._decode(p)
-        if self.mode == "encode":
-            if final:
-                self._add(self._resampler.resample(None))
-            self._drain(until)
-            if final:
-                for pkt in self._out.encode(None):
-                    self._container.mux(pkt)
-
-    def _copy(self, p, start: float) -> None:
-        dur = float((p.duration or 0) * self._tb)
-        if dur > 0 and start + dur <= 1e-6:
-            # Wholly before the first video frame: dropped, except the one just before
-            # (an encoder's priming packet; the MP4 edit list hides it, as in the source).
-            self._before = p
-            return
-        if self._before is not None:
-            before, self._before = self._before, None
-            self._mux_copy(before)
-        self._mux_copy(p)
-
-    def _mux_copy(self, p) -> None:
-        shift = round(self.origin / self._tb)
-        if p.pts is not None:
-            p.pts -= shift
-        if p.dts is not None:
-            p.dts -= shift
-            if self._last_dts is not None and p.dts <= self._last_dts:
-                return  # a damaged source's timestamp going back: the muxer would refuse the file
-            self._last_dts = p.dts
-        p.stream = self._out
-        self._container.mux(p)
-
-    def _decode(self, p) -> None:
-        try:
-            frames = self._a.codec_context.decode(p)
-        except av.FFmpegError:
-            return  # a damaged audio packet: drop it, keep the rest
-        for f in frames:
-            if self._buf_pos is None:
-                t = self._start(p)
-                if f.pts is not None and f.time_base:
-                    t = float(f.pts * f.time_base) - self.origin
-                self._buf_pos = round(t * self._rate)
-            f.pts = None
-            try:
-                self._add(self._resampler.resample(f))
-            except ValueError:  # the source changed format or layout mid-stream: start a new resampler
-                self._add(self._resampler.resample(None))
-                self._resampler = av.AudioResampler(format="fltp", layout=self._layout, rate=self._rate)
-                self._add(self._resampler.resample(f))
-
-    def _add(self, frames) -> None:
-        for f in frames:
-            if f is not None and f.samples:
-                self._buf.append(f.to_ndarray().reshape(-1, f.samples))
-
-    def _encode(self, data: np.ndarray) -> None:
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data, dtype=np.float32), format="fltp",
-                                           layout=self._layout)
-        frame.sample_rate = self._rate
-        frame.pts = self._written
-        frame.time_base = Fraction(1, self._rate)
-        self._written += data.shape[1]
-        for pkt in self._out.encode(frame):
-            self._container.mux(pkt)
-
-    def _drain(self, until: float) -> None:
-        """Encode the buffered samples that fall in [written, until)."""
-        if not self._buf:
-            return
-        end = round(until * self._rate)
-        data = self._buf[0] if len(self._buf) == 1 else np.concatenate(self._buf, axis=1)
-        pos = self._buf_pos
-        if pos < self._written:  # before 0 (or overlapping what is written): cut
-            cut = min(self._written - pos, data.shape[1])
-            data, pos = data[:, cut:], pos + cut
-        if pos > self._written and data.shape[1]:  # the source starts late: silence up to it
-            gap = min(pos, end) - self._written
-            if gap > 0:
-                self._encode(np.zeros((data.shape[0], gap), np.float32))
-        if pos == self._written:
-            n = max(0, min(data.shape[1], end - pos))
-            if n:
-                self._encode(data[:, :n])
-            data, pos = data[:, n:], pos + n
-        self._buf = [data] if data.shape[1] else []
-        self._buf_pos = pos
-
-    def close(self) -> None:
-        self._in.close()
-
-
 class VideoSink:
     """H.264/MP4 (or VP9/WebM) writer used as a context manager; see the module docstring.
 
@@ -493,7 +317,7 @@ class VideoSink:
         self._last_duration: int | None = None  # the last frame's, as given with it
         self._last_gap: int | None = None  # between the last two frames
         self._step = max(1, round(1 / (self.fps * self.time_base)))
-        self._audio: _AudioTrack | None = None
+        self._audio: AudioTrack | None = None
         self._closed = False
 
     def __enter__(self) -> "VideoSink":
@@ -511,7 +335,7 @@ class VideoSink:
             self._v = s
             if self.audio_from is not None:
                 try:
-                    self._audio = _AudioTrack(self.audio_from, self._c, fmt)
+                    self._audio = open_audio(self.audio_from, self._c, fmt)
                 except (LookupError, av.FFmpegError):
                     self._audio = None  # no audio track, or one that cannot be read: keep the video
         except BaseException:
