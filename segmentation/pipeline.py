@@ -33,14 +33,14 @@ import numpy as np
 
 from . import draw, video
 from .draw import DrawOptions, LegendItem, Mode
-from .errors import InputError, SegmentationError
+from .errors import InputError, SegmentationError, parse_choice
 from .exports import ExportInfo, Timeline, labels_writer, save_labels
 from .files import refuse_overwriting_input
 from .images import load_image
 from .matte import PersonMatte
 from .matte import alpha as matte_alpha
 from .segmenter import Segmenter
-from .temporal import Speed, TemporalOptions, check_speed, frame_segmenter
+from .temporal import Schedule, Speed, TemporalOptions, check_speed, frame_segmenter
 
 SPEEDS = tuple(Speed)
 # x264 presets by speed: encoding shares the 2 cores with the model, and at 720p
@@ -69,9 +69,13 @@ class VideoOptions:
     crf: int = 23
     preset: str | None = None  # x264 preset; None: "ultrafast" for realtime, "superfast" for accurate
     fusion: TemporalOptions = TemporalOptions()
+    # realtime keyframes by frame index ("frames": the same output on any machine and in any number
+    # of processes) or by the clock ("clock": as the live view; differs from run to run)
+    schedule: Schedule = Schedule.FRAMES
 
     def __post_init__(self):
         object.__setattr__(self, "speed", check_speed(self.speed))
+        object.__setattr__(self, "schedule", parse_choice(Schedule, self.schedule, "keyframe schedule"))
 
 
 @dataclass
@@ -259,7 +263,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     timeline = Timeline()
     frames = 0
     frame_seg = frame_segmenter(segmenter, options.speed, float(info.fps), options.temporal, options.fusion,
-                                person_matte(segmenter, dopts, still=False))
+                                person_matte(segmenter, dopts, still=False), options.schedule)
     person = dopts.matte_ids(segmenter.labels)
     if person and set(person) == set(dopts.classes) and not labels_out:
         # Only the matte is drawn: the class maps serve the legend and timeline, at <= 480x270.
@@ -290,7 +294,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                 f = _get(frames_q, halt)
                 if f is _END:
                     return
-                if not _put(maps_q, (f, frame_seg(f.rgb)), halt):
+                if not _put(maps_q, (f, frame_seg(f.rgb, f.index)), halt):
                     return
         finally:
             _put(maps_q, _END, halt)
