@@ -356,6 +356,15 @@ class Timeline:
         self.times.append(float(time_s))
         self.frames.append(int(frame))
 
+    def extend(self, other: "Timeline") -> None:
+        """Append ``other``'s frames (the next chunk of the same video) after these."""
+        base = len(self._ids)
+        self._ids.extend(other._ids)
+        self._counts.extend(other._counts)
+        self._ends.extend(array("q", (e + base for e in other._ends)))
+        self.times.extend(other.times)
+        self.frames.extend(other.frames)
+
     @property
     def class_ids(self) -> list[int]:
         """Classes present in any frame, by id."""

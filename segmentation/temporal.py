@@ -73,6 +73,9 @@ class TemporalOptions:
     cut_threshold: float = 40.0  # mean |grey difference| between frames, 0..255: a scene cut
     # realtime keyframe schedule
     interval: int = 6  # files ("frames" schedule): a keyframe at every frame index divisible by this (an anchor)
+    # files: at every frame index divisible by this, realtime starts afresh as on a scene cut (0: never),
+    # so a chunk starting there is exactly the single pass (segmentation.chunks)
+    restart_interval: int = 300
     min_interval: int = 2
     max_interval: int = 24
     error_threshold: float = 8.0  # mean |grey difference| after warping, 0..255
@@ -281,7 +284,11 @@ class Keyframes(_Tracked):
       accumulated since the keyframe passes its threshold). Everything the
       decision reads is reset at a keyframe, so a stream entered at an anchor
       takes the same keyframes from there on as one that started at frame 0
-      (what the chunks of ``segmentation.chunks`` rely on).
+      (what the chunks of ``segmentation.chunks`` rely on). At every
+      ``options.restart_interval``-th frame (300: 10 s at 30 fps) the keyframe
+      starts afresh, as on a scene cut, instead of being blended into the
+      carried scores: from there on the answers depend on nothing before,
+      so a chunk that starts there equals the single pass bit for bit.
     * ``clock`` (the live view): every ``interval`` frames, chosen from the
       measured cost of the model vs. the flow so the whole stays within the
       source's frame time (``budget_s``); on a scene cut; and when the
@@ -329,6 +336,12 @@ class Keyframes(_Tracked):
         self._credit = min(self._credit + self.budget_s - (time.perf_counter() - t0), 2 * self._t_model)
         return out
 
+    @property
+    def restart(self) -> bool:
+        """Whether the current frame starts afresh (frames schedule, every ``restart_interval``)."""
+        r = self.opt.restart_interval
+        return self.schedule is Schedule.FRAMES and r > 0 and self.index % r == 0
+
     def _due(self, unreliable: bool) -> bool:
         """Whether this (not cut) frame is a keyframe."""
         if self.schedule is Schedule.FRAMES:
@@ -343,9 +356,9 @@ class Keyframes(_Tracked):
 
     def _decide(self, rgb: np.ndarray) -> FrameLabels:
         gray = self._flow.gray(rgb)
-        if self.schedule is Schedule.FRAMES and self.index % self.interval == 0:
+        if self.schedule is Schedule.FRAMES and (self.index % self.interval == 0 or self.restart):
             self._triggered = False
-        if self._fused is None or self._flow.is_cut(gray, self.opt.cut_threshold):
+        if self._fused is None or self.restart or self._flow.is_cut(gray, self.opt.cut_threshold):
             return self._keyframe(rgb, gray, None)
         t = time.perf_counter()
         step = self._flow.map_to_prev(gray)

@@ -224,8 +224,12 @@ def _gif_cut(path: str | Path) -> bool:
 
 
 def read_frames(path: str | Path, max_frames: int | None = None,
-                state: ReadState | None = None) -> Iterator[DecodedFrame]:
+                state: ReadState | None = None, seek: tuple[int, int] | None = None) -> Iterator[DecodedFrame]:
     """Decode every frame (upright RGB, own pts), in presentation order.
+
+    ``seek`` = (pts, index): start at the source keyframe with that pts, which is frame
+    number ``index`` of the whole video (frames decoded after the seek that come before it are
+    dropped); ``max_frames`` is then the index to stop before (``segmentation.chunks``).
 
     Timestamps are strictly increasing: a frame without one (or one that does
     not move forward) gets the previous one plus a frame at the stream's rate.
@@ -244,6 +248,9 @@ def read_frames(path: str | Path, max_frames: int | None = None,
         step = max(1, round(1 / (_stream_rate(v) * tb)))
         index, last_pts, last_duration, bad = 0, None, None, 0
         error: Exception | None = None
+        if seek is not None:
+            c.seek(int(seek[0]), stream=v, backward=True, any_frame=False)
+            index = int(seek[1])
 
         def emit(frame):
             nonlocal index, last_pts, last_duration
@@ -274,6 +281,12 @@ def read_frames(path: str | Path, max_frames: int | None = None,
                     break
                 continue
             for frame in frames:
+                if seek is not None and last_pts is None:
+                    t = frame.pts if frame.pts is not None else frame.dts
+                    if t is None or t < seek[0]:
+                        continue  # before the keyframe sought (an open GOP's leading frames)
+                    if t != seek[0]:
+                        raise InputError(f"{name}: seeking to frame {seek[1]} landed elsewhere.")
                 item = emit(frame)
                 if state is not None:
                     state.frames = index
