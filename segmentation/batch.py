@@ -836,12 +836,15 @@ def is_batch(args: argparse.Namespace) -> bool:
     return os.path.isdir(one) or (not os.path.exists(one) and bool(_GLOB_MAGIC.search(one)))
 
 
-def refuse_batch_flags(args: argparse.Namespace) -> None:
-    """Single-file mode: the batch options make no sense; say how to get a batch."""
-    given = [f"--{f.replace('_', '-')}" for f in BATCH_FLAGS if getattr(args, f, None) not in (None, False)]
+def refuse_batch_flags(args: argparse.Namespace, kind: str | None = None) -> None:
+    """Single-file mode: the batch options make no sense, but for one video (``kind`` "video")
+    ``--workers`` and ``--ray`` split it into chunks; say how to get a batch."""
+    flags = [f for f in BATCH_FLAGS if kind != "video" or f not in ("workers", "ray")]
+    given = [f"--{f.replace('_', '-')}" for f in flags if getattr(args, f, None) not in (None, False)]
     if given:
-        raise InputError(f"{', '.join(given)}: batch options; give several inputs, a folder or a glob pattern, "
-                         "and an output folder (-o OUT_DIR/).")
+        one = " (--workers and --ray also split one video)" if set(given) <= {"--workers", "--ray"} else ""
+        raise InputError(f"{', '.join(given)}: batch options{one}; give several inputs, a folder or a glob "
+                         "pattern, and an output folder (-o OUTPUT_DIR/).")
 
 
 def options_from_args(args: argparse.Namespace) -> BatchOptions:

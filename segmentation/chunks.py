@@ -317,7 +317,7 @@ def stitch(segmenter: Segmenter, src, dst, options: VideoOptions, jobs: list[Chu
     first, last = done[0].result, done[-1].result
     info = first.info
     origin = jobs[0].span.origin_pts
-    end = float((last.first_pts - origin) * info.time_base) + last.end_time
+    end = float((last.end_pts - origin) * info.time_base)
     try:
         if labels_out is not None:
             merge_labels([j.labels for j in jobs], labels_out, segmenter, float(info.fps),
@@ -339,7 +339,7 @@ def stitch(segmenter: Segmenter, src, dst, options: VideoOptions, jobs: list[Chu
     frames = sum(d.result.frames for d in done)
     return VideoResult(Path(dst), frames, sum(d.result.keyframes for d in done), info, info.fps, seconds, legend,
                        segmenter.entry.id, options.speed, options.temporal, timeline, "", hist,
-                       first.first_pts, end)
+                       first.first_pts, end, last.end_pts)
 
 
 def default_chunks(frames: int, workers: int) -> int:

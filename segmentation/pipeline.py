@@ -112,6 +112,7 @@ class VideoResult:
     histogram: np.ndarray | None = field(default=None, repr=False)  # pixels per class id (256), all frames
     first_pts: int | None = None  # the first frame written, source clock (time_base of the source)
     end_time: float = 0.0  # s from the first frame written to the end of the last one (the output's length)
+    end_pts: int | None = None  # the end of the last frame written, source clock
 
     @property
     def processing_fps(self) -> float:
@@ -366,7 +367,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
             if labels is not None:  # before the video is finished: if this fails, no video either
                 labels.close()
                 labels_written = True
-            end_time = sink.end_time
+            end_time, end_pts = sink.end_time, sink.end_pts
             first_written = sink.first_pts
     except BaseException:
         failed.set()
@@ -384,7 +385,8 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     legend = draw.legend(hist, segmenter.labels, segmenter.palette, dopts.classes)
     return VideoResult(Path(dst), frames, frame_seg.keyframes, info, info.fps, seconds, legend,
                        segmenter.entry.id, options.speed, options.temporal, timeline,
-                       "" if span else reading.shortfall(info.frames, options.max_frames), hist, first_written, end_time)
+                       "" if span else reading.shortfall(info.frames, options.max_frames), hist, first_written, end_time,
+                       end_pts)
 
 
 STATS_PIXELS = 480 * 270

@@ -575,12 +575,18 @@ class VideoSink:
             self._audio.pump(float((pts - self.first_pts) * self.time_base))  # interleave as we go
 
     @property
+    def end_pts(self) -> int | None:
+        """The end of the last frame (its pts plus its duration), source clock; None before a frame."""
+        if self.first_pts is None:
+            return None
+        return self.last_pts + (self._last_duration or self._last_gap or self._step)
+
+    @property
     def end_time(self) -> float:
         """Seconds of video written: the last frame's time plus its duration."""
         if self.first_pts is None:
             return 0.0
-        last = self._last_duration or self._last_gap or self._step
-        return float((self.last_pts - self.first_pts + last) * self.time_base)
+        return float((self.end_pts - self.first_pts) * self.time_base)
 
     def close(self) -> None:
         """Flush encoders, finish the file and move it onto the target path."""
