@@ -722,7 +722,7 @@ def run_batch(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
               options: BatchOptions = BatchOptions(), *, workers: int | None = None, threads: int | None = None,
               overwrite: bool = False, ray: str | None = None, ray_max_retries: int = RAY_MAX_RETRIES,
               task: Task = process_one, on_outcome: Callable[[Outcome], None] | None = None,
-              on_start: Callable[[int], None] | None = None) -> BatchReport:
+              on_start: Callable[[int], None] | None = None, split: bool = True) -> BatchReport:
     """Segment every input into ``out_dir`` (see the module docstring) and write its report.
 
     ``workers``: 0 runs in this process; N a pool of N spawned processes;
@@ -731,7 +731,8 @@ def run_batch(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
     cluster address, "auto", or "local"; an already initialised Ray is used
     as it is. ``task`` is what runs each job (tests wrap ``process_one``).
     ``on_start(number of inputs)`` and ``on_outcome(outcome)`` (once per input,
-    skipped and refused ones first) report progress.
+    skipped and refused ones first) report progress. ``split``: a video longer than a fair share
+    of the batch is cut into chunks that run beside the other inputs (``batch_chunks``).
     """
     inputs = [str(i) for i in inputs]
     if ray is not None:
@@ -758,8 +759,18 @@ def run_batch(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
     if on_start:
         on_start(len(jobs) + sum(o.status != Status.SKIPPED for o in known))
     outcomes: dict[str, Outcome] = {}
+    groups: dict = {}  # long videos cut into chunks (batch_chunks), by input
+    if split and todo and (ray is not None or (workers or 0) > 1):
+        from .batch_chunks import RunTask, split_long_inputs, worker_count
+
+        todo, groups = split_long_inputs(todo, worker_count(workers, ray), threads)
+        task = RunTask(task) if groups else task
 
     def record(job: Job | None, outcome: Outcome) -> None:
+        if job is not None and not isinstance(job, Job):  # a chunk: its input is done with its last chunk
+            job, outcome = groups[job.input].job, groups[job.input].add(job, outcome)
+            if outcome is None:
+                return
         outcomes[outcome.input] = outcome
         if on_outcome:
             on_outcome(outcome)

@@ -218,7 +218,7 @@ def plan_chunks(src: str | Path, options: VideoOptions, chunks: int, min_frames:
 
 def chunk_jobs(src: str | Path, options: VideoOptions, segmenter: SegmenterOptions, spans: list[Span],
                folder: Path, labels: bool) -> list[ChunkJob]:
-    return [ChunkJob(str(Path(src).resolve()), str(folder / f"chunk{n:04d}.mp4"),
+    return [ChunkJob(os.path.abspath(src), str(folder / f"chunk{n:04d}.mp4"),
                      str(folder / f"chunk{n:04d}.labels.npz") if labels else None, sp,
                      options, segmenter, str(folder / f"chunk{n:04d}.progress"), n)
             for n, sp in enumerate(spans)]

@@ -182,3 +182,29 @@ def test_ray_chunks_equal_local_and_survive_a_killed_worker(default_segmenter, c
         assert video_packets(tmp_path / "killed.mp4") == video_packets(tmp_path / "local.mp4")
     finally:
         ray.shutdown()
+
+
+def test_batch_cuts_its_long_input_into_chunks(default_segmenter, clips, tmp_path):
+    """One long video and small ones, 2 workers: the long one runs as 2 chunks beside the others, its
+    outputs equal a single pass's, its manifest makes a rerun skip it."""
+    from media import make_clip
+
+    from segmentation.batch import BatchOptions, Status, run_batch
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "long.mp4").write_bytes(clips["long"].read_bytes())
+    for i in range(3):
+        make_clip(folder / f"small{i}.mp4", frames=12)
+    opts = BatchOptions(video=VideoOptions(speed="realtime"), labels_format="npz")
+    rep = run_batch([folder], tmp_path / "out", opts, workers=2)
+    assert rep.ok and rep.count(Status.DONE) == 4 and rep.frames == 700 + 36
+    long = next(o for o in rep.outcomes if o.input.endswith("long.mp4"))
+    assert long.worker.startswith("2 chunks on ") and long.frames == 700
+    segment_video(default_segmenter, folder / "long.mp4", tmp_path / "one.mp4", VideoOptions(speed="realtime"),
+                  labels_out=tmp_path / "one.npz")
+    assert (tmp_path / "out" / "long.labels.npz").read_bytes() == (tmp_path / "one.npz").read_bytes()
+    assert video_packets(tmp_path / "out" / "long.mp4") == video_packets(tmp_path / "one.mp4")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")) == []
+    again = run_batch([folder], tmp_path / "out", opts, workers=2)
+    assert again.count(Status.SKIPPED) == 4
