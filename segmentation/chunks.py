@@ -6,10 +6,11 @@ video cut into chunks at frame boundaries:
 
 * **Plan** (:func:`plan_spans`): the source's packets are read once, without
   decoding, for every frame's timestamp and the frames a decoder can start
-  at (its keyframes). A chunk starts ``warmup`` frames after a source
-  keyframe (for realtime, after the first keyframe *anchor* at or after it),
-  so decoding a chunk costs its frames, its warm-up and less than one
-  anchor interval more.
+  at (its keyframes). Each chunk but the first starts near an even split,
+  ``warm-up`` frames after a frame it may start on (accurate: any; realtime:
+  a restart), which it reaches by seeking to the source keyframe before it:
+  decoding a chunk costs its frames, its warm-up and less than one source
+  keyframe interval (GOP) more, decoded but not segmented.
 * **Warm-up** (accurate): a chunk first segments the ``WARMUP_ACCURATE`` = 90
   frames before it without writing them, so the fusion enters the chunk in
   the state a single pass has there. The fused scores keep
@@ -125,7 +126,8 @@ def plan_spans(index: SourceIndex, frames: int, chunks: int, warm: int, anchor: 
             options.append((int(cands[-1]), first))
         if not options:
             continue
-        kf, first = min(options, key=lambda o: o[1] - o[0])  # the fewer frames decoded for nothing
+        # nearest the even split; a frame decoded for nothing costs ~1/10 of one segmented
+        kf, first = min(options, key=lambda o: abs(o[1] + warm - target) + 0.1 * (o[1] - o[0]))
         start = first + warm
         if start - starts[-1][0] < min_frames or frames - start < min_frames:
             continue

@@ -74,7 +74,13 @@ def stitch_video(parts: Sequence[str | Path], offsets: Sequence[int], time_base:
                         p.pts += shift
                         p.dts = (p.dts if p.dts is not None else p.pts - shift) + shift
                         if last_dts is not None and p.dts <= last_dts:
-                            raise StitchError(f"decode times go back at the start of {Path(part).name}.")
+                            # a variable frame rate with B-frames: the encoder's delay before this
+                            # chunk's first frame reaches back past the last decode time. Decode
+                            # times only order the packets: one tick after the last (the clock
+                            # has >= 10,000 ticks per second) keeps the order and every pts.
+                            p.dts = last_dts + 1
+                            if p.dts > p.pts:
+                                raise StitchError(f"decode times go back at the start of {Path(part).name}.")
                         last_dts = p.dts
                         t = float(p.pts * iv.time_base)
                         p.stream = ov

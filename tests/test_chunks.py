@@ -22,7 +22,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from media import run_cli, tone
+from media import decoded_frames, run_cli, tone
 
 from segmentation.chunks import plan_chunks, run_chunk, segment_video_chunks, source_index
 from segmentation.pipeline import VideoOptions, segment_video
@@ -92,8 +92,8 @@ def test_plan_starts_after_source_keyframes(clips):
     index = source_index(clips["cfr"])
     assert len(index.pts) == 240 and list(index.keyframes) == list(range(0, 240, 30))
     spans = plan_chunks(clips["cfr"], VideoOptions(), 3, min_frames=40)
-    assert [(s.start, s.stop) for s in spans] == [(0, 90), (90, 150), (150, 240)]
-    for s in spans[1:]:  # 90 frames of warm-up after a source keyframe
+    assert [(s.start, s.stop) for s in spans] == [(0, 90), (90, 160), (160, 240)]  # as even as the keyframes allow
+    for s in spans[1:]:  # 90 frames of warm-up, reached from the source keyframe before it
         assert s.first - s.seek_index < 30 and s.start - s.first == 90 and s.seek_index % 30 == 0
     rt = plan_chunks(clips["long"], VideoOptions(speed="realtime"), 2)
     assert [(s.start, s.stop, s.first) for s in rt] == [(0, 300, 0), (300, 700, 300)]  # at a restart, no warm-up
@@ -107,12 +107,14 @@ def test_accurate_chunks_equal_a_single_pass(default_segmenter, clips, tmp_path,
                                 min_frames=40, labels_out=tmp_path / "many.npz")
     assert many.frames == one.frames == 240
     assert video_packets(tmp_path / "many.mp4") == video_packets(tmp_path / "one.mp4")
+    decoded = [round(float(f.time), 6) for f in decoded_frames(tmp_path / "many.mp4")]  # plays through the seams
+    assert decoded == [round(float(f.time), 6) for f in decoded_frames(tmp_path / "one.mp4")]
     assert audio_packets(tmp_path / "many.mp4") == audio_packets(tmp_path / "one.mp4")
     assert list(many.timeline.times) == list(one.timeline.times)
     assert list(many.timeline.frames) == list(one.timeline.frames) == list(range(240))
     agree = agreement(tmp_path / "one.npz", tmp_path / "many.npz")
     assert agree.min() >= 0.999, (agree.min(), np.flatnonzero(agree < 0.999))
-    # chunks start at 90 and 150: every frame before the first start is the single pass's own
+    # chunks start at 90 and 160: every frame before the first start is the single pass's own
     assert np.all(agree[:90] == 1.0)
     assert not list(tmp_path.glob(".*"))  # the chunks' folder is gone
 
