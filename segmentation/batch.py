@@ -824,12 +824,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("batch (several inputs, a folder, a glob pattern, or -o naming a folder)")
     g.add_argument("--workers", type=int, metavar="N",
                    help="processes, each with its own model (default: one per core); the cores are split "
-                        "between them unless --threads gives each process's model threads")
+                        "between them unless --threads gives each process's model threads. For one video: "
+                        "cut it into N chunks run by N processes (or N Ray tasks with --ray)")
     g.add_argument("--overwrite", action="store_true",
                    help="redo inputs whose outputs are already there (default: skip them when made with the "
                         "same input, model and settings)")
     g.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
-                   help="one Ray task per input on the cluster at ADDRESS (default: $RAY_ADDRESS, else the "
+                   help="one Ray task per input (one video: per chunk) on the cluster at ADDRESS (default: "
+                        "$RAY_ADDRESS, else the "
                         "cluster started on this machine with `ray start`); 'local' starts a Ray here. "
                         "One model thread per task unless --threads. Inputs and OUT_DIR must be on storage "
                         "every node shares.")
@@ -855,7 +857,7 @@ def refuse_batch_flags(args: argparse.Namespace, kind: str | None = None) -> Non
     if given:
         one = " (--workers and --ray also split one video)" if set(given) <= {"--workers", "--ray"} else ""
         raise InputError(f"{', '.join(given)}: batch options{one}; give several inputs, a folder or a glob "
-                         "pattern, and an output folder (-o OUTPUT_DIR/).")
+                         "pattern, and an output folder (-o OUT_DIR/).")
 
 
 def options_from_args(args: argparse.Namespace) -> BatchOptions:
