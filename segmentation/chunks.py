@@ -56,6 +56,7 @@ import av
 import numpy as np
 
 from .errors import InputError
+from .exports import PART_SUFFIX
 from .pipeline import Progress, Span, VideoOptions, VideoResult, segment_video, video_draw_options
 from .segmenter import Segmenter, SegmenterOptions
 from .temporal import Schedule, Speed
@@ -147,7 +148,7 @@ class ChunkJob:
 
     input: str
     output: str  # the chunk's video
-    labels: str | None  # the chunk's labels (.npz), when the result has labels
+    labels: str | None  # the chunk's labels (exports.LabelsPartWriter), when the result has labels
     span: Span
     options: VideoOptions
     segmenter: SegmenterOptions
@@ -221,7 +222,7 @@ def plan_chunks(src: str | Path, options: VideoOptions, chunks: int, min_frames:
 def chunk_jobs(src: str | Path, options: VideoOptions, segmenter: SegmenterOptions, spans: list[Span],
                folder: Path, labels: bool) -> list[ChunkJob]:
     return [ChunkJob(os.path.abspath(src), str(folder / f"chunk{n:04d}.mp4"),
-                     str(folder / f"chunk{n:04d}.labels.npz") if labels else None, sp,
+                     str(folder / f"chunk{n:04d}{PART_SUFFIX}") if labels else None, sp,
                      options, segmenter, str(folder / f"chunk{n:04d}.progress"), n)
             for n, sp in enumerate(spans)]
 

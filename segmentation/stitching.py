@@ -11,15 +11,17 @@ from the source, labels frame by frame into the asked format.
   refused rather than written).
 * Audio: the source's first audio track, muxed by ``video._AudioTrack``
   (what ``VideoSink`` uses: copied or re-encoded, cut to the video's span).
-* Labels: each chunk's ``.npz`` is read one frame at a time (the array is
-  streamed out of its zip entry, never loaded whole) and added to the
-  ``exports`` writer of ``labels_out``, with each frame's time from the
-  chunk's timeline.
+* Labels: each chunk keeps its class maps as the .npz writer does, one
+  ``zlib`` blob per frame (``exports.LabelsPartWriter``); they are read back
+  one frame at a time into the ``exports`` writer of ``labels_out``, with
+  each frame's time from the chunk's timeline. An .npz takes the blobs as
+  they are (no work per frame); other formats decode each frame.
 """
 
 from __future__ import annotations
 
 import zipfile
+import zlib
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -29,7 +31,7 @@ import numpy as np
 
 from . import video
 from .errors import SegmentationError
-from .exports import Timeline, labels_writer
+from .exports import LabelsNpzWriter, Timeline, labels_writer, read_part
 from .files import AtomicFile
 
 
@@ -112,16 +114,21 @@ def npz_frames(path: str | Path) -> Iterator[np.ndarray]:
 
 def merge_labels(parts: Sequence[str | Path], dst: str | Path, segmenter, fps: float,
                  timelines: Sequence[Timeline]) -> Path:
-    """The chunks' class maps, in order, as one ``labels_out`` file (any ``exports`` format)."""
+    """The chunks' class maps (``exports.LabelsPartWriter`` files), in order, as one ``labels_out``
+    file (any ``exports`` format): an .npz takes each frame's compressed bytes as they are."""
     from .pipeline import export_info
 
     writer = None
     try:
         for part, tl in zip(parts, timelines):
-            for cm, t in zip(npz_frames(part), tl.times):
-                if writer is None:
-                    writer = labels_writer(dst, cm.shape[1], cm.shape[0], export_info(segmenter, fps))
-                writer.add(cm, t)
+            h, w, blobs = read_part(part)
+            if writer is None:
+                writer = labels_writer(dst, w, h, export_info(segmenter, fps))
+            for blob, t in zip(blobs, tl.times):
+                if isinstance(writer, LabelsNpzWriter):
+                    writer.add_compressed(blob, t)
+                else:
+                    writer.add(np.frombuffer(zlib.decompress(blob), dtype=np.uint8).reshape(h, w), t)
         writer.close()
     except BaseException:
         if writer is not None:
