@@ -73,6 +73,7 @@ class TemporalOptions:
     cut_threshold: float = 40.0  # mean |grey difference| between frames, 0..255: a scene cut
     # realtime keyframe schedule
     interval: int = 6  # files ("frames" schedule): a keyframe at every frame index divisible by this (an anchor)
+    triggers: int = 1  # files: content keyframes (unreliable carried scores) allowed between two anchors
     # files: at every frame index divisible by this, realtime starts afresh as on a scene cut (0: never),
     # so a chunk starting there is exactly the single pass (segmentation.chunks)
     restart_interval: int = 300
@@ -310,7 +311,7 @@ class Keyframes(_Tracked):
         self._to_key: np.ndarray | None = None  # per pixel: where it was in the keyframe
         self._since = 0
         self._motion = 0.0
-        self._triggered = False  # frames schedule: a content keyframe was taken since the last anchor
+        self._triggered = 0  # frames schedule: content keyframes taken since the last anchor
         self._t_model = 0.05
         self._t_flow = 0.003
         self._credit = 0.0
@@ -347,8 +348,8 @@ class Keyframes(_Tracked):
         if self.schedule is Schedule.FRAMES:
             if self.index % self.interval == 0:
                 return True
-            if unreliable and not self._triggered and self._since + 1 >= self.opt.min_interval:
-                self._triggered = True
+            if unreliable and self._triggered < self.opt.triggers and self._since + 1 >= self.opt.min_interval:
+                self._triggered += 1
                 return True
             return False
         return self._since + 1 >= self.interval or (
@@ -357,7 +358,7 @@ class Keyframes(_Tracked):
     def _decide(self, rgb: np.ndarray) -> FrameLabels:
         gray = self._flow.gray(rgb)
         if self.schedule is Schedule.FRAMES and (self.index % self.interval == 0 or self.restart):
-            self._triggered = False
+            self._triggered = 0
         if self._fused is None or self.restart or self._flow.is_cut(gray, self.opt.cut_threshold):
             return self._keyframe(rgb, gray, None)
         t = time.perf_counter()
