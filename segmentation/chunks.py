@@ -65,6 +65,7 @@ WARMUP_ACCURATE = 90  # frames: 0.65**90 ~ 1e-17 of the unseen history left (see
 WARMUP_ANCHORS = 32  # realtime without restarts: keyframe anchors (0.5**32 ~ 2e-10)
 MIN_CHUNK_FRAMES = 300  # never cut a video into chunks shorter than this (10 s at 30 fps) by default
 RAY_MAX_RETRIES = 3
+NOT_EXACT = "the video cannot be split exactly"  # a damaged file: it then runs in one pass
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ def run_chunk(job: ChunkJob):
         want = job.span.stop - job.span.start
         if res.frames != want:
             raise InputError(f"{Path(job.input).name}: chunk {job.number} decoded {res.frames} frames where the "
-                             f"index counts {want}; the video cannot be split exactly (run it in one process).")
+                             f"index counts {want}; {NOT_EXACT}.")
         return ChunkDone(job.number, res, worker_name())
     except Exception as exc:  # noqa: BLE001 - reported by the driver
         return Outcome(job.input, Status.FAILED, "video", job.output, job.labels, reason=one_line(exc))
@@ -253,7 +254,13 @@ def segment_video_chunks(segmenter: Segmenter, src: str | Path, dst: str | Path,
     folder = Path(tempfile.mkdtemp(prefix=f".{Path(dst).name}.chunks-", dir=Path(dst).resolve().parent))
     try:
         jobs = chunk_jobs(src, options, seg_opts, spans, folder, labels_out is not None)
-        done = run_chunks(jobs, workers, seg_opts.threads, ray, ray_max_retries, progress, task)
+        try:
+            done = run_chunks(jobs, workers, seg_opts.threads, ray, ray_max_retries, progress, task)
+        except InputError as exc:
+            if NOT_EXACT not in str(exc):
+                raise
+            # frames the index counts but the decoder drops (a damaged file): one pass, as without chunks
+            return segment_video(segmenter, src, dst, options, progress=progress, labels_out=labels_out)
         return stitch(segmenter, src, dst, options, jobs, done, labels_out, time.perf_counter() - t0)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

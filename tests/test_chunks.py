@@ -140,9 +140,12 @@ def test_realtime_chunks_at_restarts_are_exact(default_segmenter, clips, tmp_pat
     opts = VideoOptions(speed="realtime", fusion=TemporalOptions(restart_interval=60))
     one, many = tmp_path / f"one{suffix}", tmp_path / f"many{suffix}"
     segment_video(default_segmenter, clips["vfr"], tmp_path / "one.mp4", opts, labels_out=one)
+    seen = []
     segment_video_chunks(default_segmenter, clips["vfr"], tmp_path / "many.mp4", opts, workers=2, chunks=4,
-                         min_frames=30, labels_out=many)
+                         min_frames=30, labels_out=many, progress=lambda done, total: seen.append((done, total)))
     assert one.read_bytes() == many.read_bytes()
+    assert seen[-1] == (240, 240) and all(t == 240 for _, t in seen)  # one count over all chunks
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert video_packets(tmp_path / "many.mp4") == video_packets(tmp_path / "one.mp4")
 
 
