@@ -723,7 +723,7 @@ def run_batch(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
               options: BatchOptions = BatchOptions(), *, workers: int | None = None, threads: int | None = None,
               overwrite: bool = False, ray: str | None = None, ray_max_retries: int = RAY_MAX_RETRIES,
               task: Task = process_one, on_outcome: Callable[[Outcome], None] | None = None,
-              on_start: Callable[[int], None] | None = None) -> BatchReport:
+              on_start: Callable[[int], None] | None = None, split: bool = True) -> BatchReport:
     """Segment every input into ``out_dir`` (see the module docstring) and write its report.
 
     ``workers``: 0 runs in this process; N a pool of N spawned processes;
@@ -732,7 +732,8 @@ def run_batch(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
     cluster address, "auto", or "local"; an already initialised Ray is used
     as it is. ``task`` is what runs each job (tests wrap ``process_one``).
     ``on_start(number of inputs)`` and ``on_outcome(outcome)`` (once per input,
-    skipped and refused ones first) report progress.
+    skipped and refused ones first) report progress. ``split``: a video longer than a fair share
+    of the batch is cut into chunks that run beside the other inputs (``batch_chunks``).
     """
     inputs = [str(i) for i in inputs]
     if ray is not None:
@@ -759,8 +760,18 @@ def run_batch(inputs: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
     if on_start:
         on_start(len(jobs) + sum(o.status != Status.SKIPPED for o in known))
     outcomes: dict[str, Outcome] = {}
+    groups: dict = {}  # long videos cut into chunks (batch_chunks), by input
+    if split and todo and (ray is not None or (workers or 0) > 1):
+        from .batch_chunks import RunTask, split_long_inputs, worker_count
+
+        todo, groups = split_long_inputs(todo, worker_count(workers, ray), threads)
+        task = RunTask(task) if groups else task
 
     def record(job: Job | None, outcome: Outcome) -> None:
+        if job is not None and not isinstance(job, Job):  # a chunk: its input is done with its last chunk
+            job, outcome = groups[job.input].job, groups[job.input].add(job, outcome)
+            if outcome is None:
+                return
         outcomes[outcome.input] = outcome
         if on_outcome:
             on_outcome(outcome)
@@ -814,12 +825,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("batch (several inputs, a folder, a glob pattern, or -o naming a folder)")
     g.add_argument("--workers", type=int, metavar="N",
                    help="processes, each with its own model (default: one per core); the cores are split "
-                        "between them unless --threads gives each process's model threads")
+                        "between them unless --threads gives each process's model threads. For one video: "
+                        "cut it into N chunks run by N processes (or N Ray tasks with --ray)")
     g.add_argument("--overwrite", action="store_true",
                    help="redo inputs whose outputs are already there (default: skip them when made with the "
                         "same input, model and settings)")
     g.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
-                   help="one Ray task per input on the cluster at ADDRESS (default: $RAY_ADDRESS, else the "
+                   help="one Ray task per input (one video: per chunk) on the cluster at ADDRESS (default: "
+                        "$RAY_ADDRESS, else the "
                         "cluster started on this machine with `ray start`); 'local' starts a Ray here. "
                         "One model thread per task unless --threads. Inputs and OUT_DIR must be on storage "
                         "every node shares.")
@@ -837,12 +850,15 @@ def is_batch(args: argparse.Namespace) -> bool:
     return os.path.isdir(one) or (not os.path.exists(one) and bool(_GLOB_MAGIC.search(one)))
 
 
-def refuse_batch_flags(args: argparse.Namespace) -> None:
-    """Single-file mode: the batch options make no sense; say how to get a batch."""
-    given = [f"--{f.replace('_', '-')}" for f in BATCH_FLAGS if getattr(args, f, None) not in (None, False)]
+def refuse_batch_flags(args: argparse.Namespace, kind: str | None = None) -> None:
+    """Single-file mode: the batch options make no sense, but for one video (``kind`` "video")
+    ``--workers`` and ``--ray`` split it into chunks; say how to get a batch."""
+    flags = [f for f in BATCH_FLAGS if kind != "video" or f not in ("workers", "ray")]
+    given = [f"--{f.replace('_', '-')}" for f in flags if getattr(args, f, None) not in (None, False)]
     if given:
-        raise InputError(f"{', '.join(given)}: batch options; give several inputs, a folder or a glob pattern, "
-                         "and an output folder (-o OUT_DIR/).")
+        one = " (--workers and --ray also split one video)" if set(given) <= {"--workers", "--ray"} else ""
+        raise InputError(f"{', '.join(given)}: batch options{one}; give several inputs, a folder or a glob "
+                         "pattern, and an output folder (-o OUT_DIR/).")
 
 
 def options_from_args(args: argparse.Namespace) -> BatchOptions:

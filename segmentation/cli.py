@@ -11,6 +11,7 @@ checks of what the options mean together in ``cli_checks``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             checks.refuse_file_output_for_batch(args)
             checks.fill_defaults(args)
             return batch.main(args)
-        batch.refuse_batch_flags(args)
+        batch.refuse_batch_flags(args, "video")  # --workers/--ray: checked again once the input's kind is known
         args.input = args.input[0]
         return _run(args)
     except InputError as exc:
@@ -80,6 +81,7 @@ def _run(args: argparse.Namespace) -> int:
         if read and (read is src or Path(read).expanduser().is_file()):
             refuse_overwriting_input(read, outputs)
     kind = sniff_kind(src)
+    batch.refuse_batch_flags(args, kind)
     checks.check_kind_options(args, kind, src)
     checks.fill_defaults(args)
     given = {"blur": args.blur, "background": args.background, "feather": args.feather}
@@ -133,10 +135,16 @@ def _run(args: argparse.Namespace) -> int:
             bar.total = total
             bar.update(done - bar.n)
 
+        vopts = VideoOptions(draw=dopts, speed=args.speed, temporal=args.temporal == "on", max_frames=args.max_frames)
         try:
-            res = segment_video(seg, src, out, VideoOptions(draw=dopts, speed=args.speed, temporal=args.temporal == "on",
-                                                            max_frames=args.max_frames),
-                                progress=progress, labels_out=args.labels_out)
+            if (args.workers or 1) > 1 or args.ray is not None:  # one video on several processes or Ray
+                from .chunks import segment_video_chunks
+
+                ray = None if args.ray is None else (args.ray or os.environ.get("RAY_ADDRESS") or "auto")
+                res = segment_video_chunks(seg, src, out, vopts, workers=args.workers or 2, ray=ray,
+                                           threads=args.threads, progress=progress, labels_out=args.labels_out)
+            else:
+                res = segment_video(seg, src, out, vopts, progress=progress, labels_out=args.labels_out)
         finally:
             bar.close()
         if args.timeline_out:

@@ -77,6 +77,8 @@ def check_labels_path(path: str | Path, kind: str) -> str:
 def labels_writer(path: str | Path, width: int, height: int, info: ExportInfo = ExportInfo(),
                   kind: str = "video") -> "LabelsWriter":
     """The writer for ``path``'s suffix (see the module docstring); an unknown one is an InputError."""
+    if Path(path).suffix == PART_SUFFIX:  # a chunk's part (segmentation.chunks), never a user's file
+        return LabelsPartWriter(path, width, height, info)
     return WRITERS[check_labels_path(path, kind)](path, width, height, info)
 
 
@@ -162,6 +164,14 @@ class LabelsNpzWriter(LabelsWriter):
     def _add(self, cm: np.ndarray, index: int, time_s: float) -> None:
         self._chunks.append(zlib.compress(cm.tobytes(), 1))
 
+    def add_compressed(self, blob: bytes, time_s: float = 0.0) -> None:
+        """Add a frame already compressed as this writer keeps it (``zlib`` of its ``height x width``
+        uint8 class ids), as a chunk's :class:`LabelsPartWriter` wrote it: no work per frame."""
+        if self._done:
+            raise ValueError("The labels writer is closed.")
+        self._chunks.append(blob)
+        self.times.append(float(time_s))
+
     def _finish(self, tmp: Path) -> None:
         header = io.BytesIO()
         np.lib.format.write_array_header_1_0(
@@ -171,6 +181,41 @@ class LabelsNpzWriter(LabelsWriter):
                 f.write(header.getvalue())
                 for c in self._chunks:
                     f.write(zlib.decompress(c))
+
+
+class LabelsPartWriter(LabelsNpzWriter):
+    """A chunk's class maps (``segmentation.chunks``), kept as the .npz writer keeps them: per frame
+    the ``zlib`` bytes, written as they are (``PART_MAGIC``, height, width, count, the sizes, the
+    bytes), so that joining chunks into an .npz costs no work per frame (:func:`read_part`)."""
+
+    def _finish(self, tmp: Path) -> None:
+        sizes = np.array([len(c) for c in self._chunks], dtype="<u8")
+        with open(tmp, "wb") as f:
+            f.write(PART_MAGIC + np.array([self.height, self.width, len(sizes)], dtype="<u8").tobytes())
+            f.write(sizes.tobytes())
+            for c in self._chunks:
+                f.write(c)
+
+
+PART_MAGIC = b"SEGPART1"
+PART_SUFFIX = ".labelpart"
+
+
+def read_part(path: str | Path):
+    """(height, width, iterator of zlib bytes per frame) of a :class:`LabelsPartWriter` file."""
+    f = open(path, "rb")
+    if f.read(len(PART_MAGIC)) != PART_MAGIC:
+        f.close()
+        raise ValueError(f"{Path(path).name} is not a labels part.")
+    h, w, n = (int(v) for v in np.frombuffer(f.read(24), dtype="<u8"))
+    sizes = np.frombuffer(f.read(8 * n), dtype="<u8")
+
+    def frames():
+        with f:
+            for size in sizes:
+                yield f.read(int(size))
+
+    return h, w, frames()
 
 
 class LabelsPngWriter(LabelsWriter):
@@ -348,6 +393,15 @@ class Timeline:
         self._ends.append(len(self._ids))
         self.times.append(float(time_s))
         self.frames.append(int(frame))
+
+    def extend(self, other: "Timeline") -> None:
+        """Append ``other``'s frames (the next chunk of the same video) after these."""
+        base = len(self._ids)
+        self._ids.extend(other._ids)
+        self._counts.extend(other._counts)
+        self._ends.extend(array("q", (e + base for e in other._ends)))
+        self.times.extend(other.times)
+        self.frames.extend(other.frames)
 
     @property
     def class_ids(self) -> list[int]:

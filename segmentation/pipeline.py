@@ -33,14 +33,14 @@ import numpy as np
 
 from . import draw, video
 from .draw import DrawOptions, LegendItem, Mode
-from .errors import InputError, SegmentationError
+from .errors import InputError, SegmentationError, parse_choice
 from .exports import ExportInfo, Timeline, labels_writer, save_labels
 from .files import refuse_overwriting_input
 from .images import load_image
 from .matte import PersonMatte
 from .matte import alpha as matte_alpha
 from .segmenter import Segmenter
-from .temporal import Fused, Speed, TemporalOptions, check_speed, frame_segmenter
+from .temporal import Fused, Schedule, Speed, TemporalOptions, check_speed, frame_segmenter
 
 SPEEDS = tuple(Speed)
 # x264 presets by speed: encoding shares the 2 cores with the model, and at 720p
@@ -69,9 +69,29 @@ class VideoOptions:
     crf: int = 23
     preset: str | None = None  # x264 preset; None: "ultrafast" for realtime, "superfast" for accurate
     fusion: TemporalOptions = TemporalOptions()
+    # realtime keyframes by frame index ("frames": the same output on any machine and in any number
+    # of processes) or by the clock ("clock": as the live view; differs from run to run)
+    schedule: Schedule = Schedule.FRAMES
 
     def __post_init__(self):
         object.__setattr__(self, "speed", check_speed(self.speed))
+        object.__setattr__(self, "schedule", parse_choice(Schedule, self.schedule, "keyframe schedule"))
+
+
+@dataclass(frozen=True)
+class Span:
+    """The part of a video one chunk writes (``segmentation.chunks``): frames ``start`` to ``stop``
+    (indices in the whole video), after a warm-up from ``first``: frames segmented but not written,
+    so the fusion enters ``start`` as a single pass would. Decoding seeks to the source keyframe
+    ``seek_index`` (pts ``seek_pts``) at or before ``first``; ``origin_pts`` is the whole video's
+    first frame (times in the timeline and labels count from it)."""
+
+    start: int
+    stop: int
+    first: int
+    seek_index: int
+    seek_pts: int
+    origin_pts: int
 
 
 @dataclass
@@ -89,6 +109,10 @@ class VideoResult:
     timeline: Timeline = field(default_factory=Timeline, repr=False)  # class shares per frame
     # set when the file ended before its own frame count (or broke off): "decoded 9 of 35 frames; ..."
     warning: str = ""
+    histogram: np.ndarray | None = field(default=None, repr=False)  # pixels per class id (256), all frames
+    first_pts: int | None = None  # the first frame written, source clock (time_base of the source)
+    end_time: float = 0.0  # s from the first frame written to the end of the last one (the output's length)
+    end_pts: int | None = None  # the end of the last frame written, source clock
 
     @property
     def processing_fps(self) -> float:
@@ -230,7 +254,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                   options: VideoOptions = VideoOptions(), progress: Progress | None = None,
                   cancel: threading.Event | None = None, labels_out: str | Path | None = None,
                   max_duration: float | None = None, max_pixels: int | None = None,
-                  frame_limit: int | None = None) -> VideoResult:
+                  frame_limit: int | None = None, span: Span | None = None) -> VideoResult:
     """Segment every frame of ``src`` into an H.264 MP4 (a VP9 WebM for a ``.webm`` name) at ``dst``.
 
     See the module docstring. ``progress(done, total)`` is called from the
@@ -238,7 +262,8 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     removes the partial output. ``labels_out``: the class maps as .npz, .zip
     or COCO .json (``exports``), kept only when the video is. ``max_duration``
     and ``frame_limit`` hold while decoding, whatever the header says:
-    a video past either is refused (``InputError``), not cut.
+    a video past either is refused (``InputError``), not cut. ``span``: one chunk of the
+    video (see :class:`Span`), written without audio; ``segmentation.chunks`` stitches them.
     """
     refuse_overwriting_input(src, {"dst": dst, "labels_out": labels_out})
     dopts = video_draw_options(options.draw, dst, segmenter.labels)
@@ -250,6 +275,8 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     total = info.frames or max(1, round(info.duration * float(info.fps)))
     if options.max_frames:
         total = min(total, options.max_frames)
+    if span is not None:
+        total = span.stop - span.start
     out_w, out_h = draw.output_size(info.width, info.height, dopts.mode)
     stop = cancel or threading.Event()
     failed = threading.Event()
@@ -259,7 +286,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     timeline = Timeline()
     frames = 0
     frame_seg = frame_segmenter(segmenter, options.speed, float(info.fps), options.temporal, options.fusion,
-                                person_matte(segmenter, dopts, still=False))
+                                person_matte(segmenter, dopts, still=False), options.schedule)
     person = dopts.matte_ids(segmenter.labels)
     if person and set(person) == set(dopts.classes) and not labels_out:
         # Only the matte is drawn: the class maps serve the legend and timeline, at <= 480x270,
@@ -274,10 +301,15 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     def decode():
         try:
             start = None
-            for f in video.read_frames(src, options.max_frames, state=reading):
+            stop, seek = options.max_frames, None
+            if span is not None:
+                stop, seek = span.stop, (span.seek_pts, span.seek_index)
+            for f in video.read_frames(src, stop, state=reading, seek=seek):
+                if span is not None and f.index < span.first:
+                    continue  # decoded on the way from the source keyframe to the warm-up
                 # The probed duration is only what the header says (nothing, for a raw or live
                 # stream): the limit holds for the frames themselves.
-                start = f.pts if start is None else start
+                start = (f.pts if span is None else span.origin_pts) if start is None else start
                 if max_duration is not None and (f.pts - start) * f.time_base >= max_duration:
                     raise InputError(f"The video is longer than the limit of {max_duration:g} s.")
                 if frame_limit is not None and f.index >= frame_limit:
@@ -293,7 +325,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                 f = _get(frames_q, halt)
                 if f is _END:
                     return
-                if not _put(maps_q, (f, frame_seg(f.rgb)), halt):
+                if not _put(maps_q, (f, frame_seg(f.rgb, f.index)), halt):
                     return
         finally:
             _put(maps_q, _END, halt)
@@ -307,7 +339,7 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     labels_written = False
     first_pts = None
     try:
-        with video.VideoSink(dst, out_w, out_h, info.fps, info.time_base, audio_from=src,
+        with video.VideoSink(dst, out_w, out_h, info.fps, info.time_base, audio_from=None if span else src,
                              crf=options.crf, preset=options.preset or PRESETS[options.speed],
                              alpha=dopts.mode is Mode.REMOVE_BACKGROUND) as sink:
             while True:
@@ -315,12 +347,15 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                 if item is _END:
                     break
                 f, answer = item
+                if span is not None and f.index < span.start:
+                    continue  # the warm-up: segmented, not written
                 cm = answer.class_map
                 sink.write(draw.render(f.rgb, cm, segmenter.palette, dopts, answer.matte, person), f.pts, f.duration)
                 counts = draw.class_histogram(cm)
                 hist += counts
                 first_pts = f.pts if first_pts is None else first_pts
-                t = float((f.pts - first_pts) * f.time_base)  # on the output's clock: its first frame is 0
+                origin = first_pts if span is None else span.origin_pts
+                t = float((f.pts - origin) * f.time_base)  # on the output's clock: its first frame is 0
                 timeline.add(f.index, t, counts)
                 if labels is not None:
                     labels.add(cm, t)
@@ -335,6 +370,8 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
             if labels is not None:  # before the video is finished: if this fails, no video either
                 labels.close()
                 labels_written = True
+            end_time, end_pts = sink.end_time, sink.end_pts
+            first_written = sink.first_pts
     except BaseException:
         failed.set()
         if labels_written:  # the video could not be finished: take its labels back
@@ -351,7 +388,8 @@ def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
     legend = draw.legend(hist, segmenter.labels, segmenter.palette, dopts.classes)
     return VideoResult(Path(dst), frames, frame_seg.keyframes, info, info.fps, seconds, legend,
                        segmenter.entry.id, options.speed, options.temporal, timeline,
-                       reading.shortfall(info.frames, options.max_frames))
+                       "" if span else reading.shortfall(info.frames, options.max_frames), hist, first_written, end_time,
+                       end_pts)
 
 
 STATS_PIXELS = 480 * 270

@@ -40,6 +40,14 @@ from .matte import alpha as matte_alpha
 from .segmenter import Segmenter
 
 
+class Schedule(StrEnum):
+    """How realtime picks its keyframes: from the frames alone (files: reproducible) or from the clock
+    (the live view: keeps pace with the camera on any machine, but differs from run to run)."""
+
+    FRAMES = "frames"
+    CLOCK = "clock"
+
+
 class Speed(StrEnum):
     """How often the model runs on a video: every frame, or on keyframes with flow between."""
 
@@ -64,6 +72,11 @@ class TemporalOptions:
     keyframe_flow_width: int = 320  # realtime chains flow over many frames: finer
     cut_threshold: float = 40.0  # mean |grey difference| between frames, 0..255: a scene cut
     # realtime keyframe schedule
+    interval: int = 6  # files ("frames" schedule): a keyframe at every frame index divisible by this (an anchor)
+    triggers: int = 1  # files: content keyframes (unreliable carried scores) allowed between two anchors
+    # files: at every frame index divisible by this, realtime starts afresh as on a scene cut (0: never),
+    # so a chunk starting there is exactly the single pass (segmentation.chunks)
+    restart_interval: int = 300
     min_interval: int = 2
     max_interval: int = 24
     error_threshold: float = 8.0  # mean |grey difference| after warping, 0..255
@@ -143,6 +156,7 @@ class FrameSegmenter:
         self.seg = segmenter
         self.matte = matte
         self.frames = 0
+        self.index = 0  # the current frame's number in the whole video
         self.keyframes = 0
         # The class maps' size_wh; None: the frame's. A job that draws only the person matte and
         # needs the class maps for their statistics alone sets a smaller one (cheaper edges).
@@ -151,7 +165,10 @@ class FrameSegmenter:
     def _size(self, rgb: np.ndarray) -> tuple[int, int]:
         return self.labels_size_wh or (rgb.shape[1], rgb.shape[0])
 
-    def __call__(self, rgb: np.ndarray) -> FrameLabels:
+    def __call__(self, rgb: np.ndarray, index: int | None = None) -> FrameLabels:
+        """The next frame's answer; ``index``: its frame number in the whole video (default: how many
+        frames came before it), which the frame-index keyframe schedule follows."""
+        self.index = self.frames if index is None else int(index)
         out = self._step(rgb)
         self.frames += 1
         self.keyframes += int(out.keyframe)
@@ -230,37 +247,36 @@ class _Tracked(FrameSegmenter):
 class Fused(_Tracked):
     """The model on every frame, blended with the flow-warped history (see module docstring).
 
-    ``model_every`` > 1 (a job that shows only the person matte): the semantic model runs on every
-    ``model_every``-th frame and on cuts, its fused scores carried by the flow in between, while the
-    matte's own person models still see every frame.
+    ``model_every`` > 1 (a job that shows only the person matte): the semantic model runs on the
+    frames whose number is a multiple of it, on the first frame and on cuts, its fused scores
+    carried by the flow in between, while the matte's own person models still see every frame.
     """
 
     def __init__(self, segmenter: Segmenter, options: TemporalOptions, matte: PersonMatte | None = None,
                  model_every: int = 1):
         super().__init__(segmenter, options, options.flow_width, matte)
         self.model_every = max(1, int(model_every))
-        self._since_model = 0  # frames since the semantic model last ran
 
     def _step(self, rgb: np.ndarray) -> FrameLabels:
         gray = self._flow.gray(rgb)
+        ran = True
         if self._fused is None or self._flow.is_cut(gray, self.opt.cut_threshold):
             self._fused = self.seg.scores(rgb)
             self._fuse_matte(self._new_matte(rgb, self._fused), None, None, 1.0)
-            self._since_model = 0
         else:
             where = self._flow.map_to_prev(gray)
             err = warp_error(gray, self._flow.prev, where)
             carried = warp_scores(self._fused, where)
-            self._since_model += 1
-            if self._since_model >= self.model_every:
+            # by the frame's number in the whole video, so a chunk runs the model on the same frames
+            ran = self.index % self.model_every == 0
+            if ran:
                 new = self.seg.scores(rgb)
                 self._fused = self._blend(new, carried, self._trust(err, new.shape), self.opt.new_weight)
-                self._since_model = 0
             else:
                 new = self._fused = carried
             self._fuse_matte(self._new_matte(rgb, new), where, err, self.opt.new_weight)
         self._flow.prev = gray
-        return self._labels(rgb, self._since_model == 0)
+        return self._labels(rgb, ran)
 
 
 class Keyframes(_Tracked):
@@ -270,36 +286,54 @@ class Keyframes(_Tracked):
     the keyframe's scores are sampled once through it: no blur accumulates
     from resampling frame after frame.
 
-    A keyframe is taken
-    * on schedule: every ``interval`` frames, chosen from the measured cost of
-      the model vs. the flow so the whole stays within the source's frame time
-      (``budget_s``);
-    * on a scene cut;
-    * when the carried scores get unreliable (the keyframe warped to the
-      frame differs from it, or the motion accumulated since the keyframe
-      passes its threshold), as long as the time credit (budget earned by
-      cheap flow frames, minus what was spent) covers a model run, so
-      triggered keyframes never make the stream fall behind.
+    Where keyframes fall (``schedule``):
+
+    * ``frames`` (files, the default of the pipeline): from the frames alone, so
+      the same video and settings give the same answers on any machine, in
+      any number of processes. A keyframe at every *anchor* (a frame index
+      divisible by ``options.interval``), on a scene cut, and at most once
+      between two anchors when the carried scores get unreliable (the
+      keyframe warped to the frame differs from it, or the motion
+      accumulated since the keyframe passes its threshold). Everything the
+      decision reads is reset at a keyframe, so a stream entered at an anchor
+      takes the same keyframes from there on as one that started at frame 0
+      (what the chunks of ``segmentation.chunks`` rely on). At every
+      ``options.restart_interval``-th frame (300: 10 s at 30 fps) the keyframe
+      starts afresh, as on a scene cut, instead of being blended into the
+      carried scores: from there on the answers depend on nothing before,
+      so a chunk that starts there equals the single pass bit for bit.
+    * ``clock`` (the live view): every ``interval`` frames, chosen from the
+      measured cost of the model vs. the flow so the whole stays within the
+      source's frame time (``budget_s``); on a scene cut; and when the
+      carried scores get unreliable, as long as the time credit (budget
+      earned by cheap flow frames, minus what was spent) covers a model run.
+      Keeps pace on any machine, but differs from run to run.
+
     With ``blend`` (temporal on) a keyframe's scores are blended into the
     carried ones with ``keyframe_weight``; without, they replace them.
     """
 
     def __init__(self, segmenter: Segmenter, fps: float, options: TemporalOptions, blend: bool = True,
-                 matte: PersonMatte | None = None):
+                 matte: PersonMatte | None = None, schedule: Schedule | str = Schedule.CLOCK):
         super().__init__(segmenter, options, options.keyframe_flow_width, matte)
         self.blend = blend
+        self.schedule = parse_choice(Schedule, schedule, "keyframe schedule")
         self.budget_s = options.budget_share / max(float(fps), 1e-3)
         self._key_gray: np.ndarray | None = None
         self._to_key: np.ndarray | None = None  # per pixel: where it was in the keyframe
         self._since = 0
         self._motion = 0.0
+        self._triggered = 0  # frames schedule: content keyframes taken since the last anchor
         self._t_model = 0.05
         self._t_flow = 0.003
         self._credit = 0.0
 
     @property
     def interval(self) -> int:
-        """Scheduled keyframe interval that keeps the mean cost within the budget."""
+        """Scheduled keyframe interval: the anchors' spacing (frames schedule), or the one that keeps
+        the mean cost within the budget (clock schedule)."""
+        if self.schedule is Schedule.FRAMES:
+            return max(1, int(self.opt.interval))
         spare = self.budget_s - self._t_flow
         if spare <= 0:
             return self.opt.max_interval
@@ -307,15 +341,37 @@ class Keyframes(_Tracked):
         return int(np.clip(k, self.opt.min_interval, self.opt.max_interval))
 
     def _step(self, rgb: np.ndarray) -> FrameLabels:
+        if self.schedule is Schedule.FRAMES:
+            return self._decide(rgb)
         t0 = time.perf_counter()
         out = self._decide(rgb)
         # Time credit: each frame earns the budget and pays what it cost.
         self._credit = min(self._credit + self.budget_s - (time.perf_counter() - t0), 2 * self._t_model)
         return out
 
+    @property
+    def restart(self) -> bool:
+        """Whether the current frame starts afresh (frames schedule, every ``restart_interval``)."""
+        r = self.opt.restart_interval
+        return self.schedule is Schedule.FRAMES and r > 0 and self.index % r == 0
+
+    def _due(self, unreliable: bool) -> bool:
+        """Whether this (not cut) frame is a keyframe."""
+        if self.schedule is Schedule.FRAMES:
+            if self.index % self.interval == 0:
+                return True
+            if unreliable and self._triggered < self.opt.triggers and self._since + 1 >= self.opt.min_interval:
+                self._triggered += 1
+                return True
+            return False
+        return self._since + 1 >= self.interval or (
+            unreliable and self._since + 1 >= self.opt.min_interval and self._credit >= self._t_model)
+
     def _decide(self, rgb: np.ndarray) -> FrameLabels:
         gray = self._flow.gray(rgb)
-        if self._fused is None or self._flow.is_cut(gray, self.opt.cut_threshold):
+        if self.schedule is Schedule.FRAMES and (self.index % self.interval == 0 or self.restart):
+            self._triggered = 0
+        if self._fused is None or self.restart or self._flow.is_cut(gray, self.opt.cut_threshold):
             return self._keyframe(rgb, gray, None)
         t = time.perf_counter()
         step = self._flow.map_to_prev(gray)
@@ -327,8 +383,7 @@ class Keyframes(_Tracked):
         self._t_flow = 0.9 * self._t_flow + 0.1 * (time.perf_counter() - t)
         self._flow.prev = gray
         unreliable = float(err.mean()) > self.opt.error_threshold or self._motion > self.opt.motion_threshold
-        if self._since + 1 >= self.interval or (
-                unreliable and self._since + 1 >= self.opt.min_interval and self._credit >= self._t_model):
+        if self._due(unreliable):
             return self._keyframe(rgb, gray, (carried, self._trust(err, carried.shape)) if self.blend else None,
                                   (self._to_key, err) if self.blend else None)
         self._since += 1
@@ -352,10 +407,12 @@ class Keyframes(_Tracked):
 
 def frame_segmenter(segmenter: Segmenter, speed: Speed | str = Speed.ACCURATE, fps: float = 30.0,
                     temporal: bool = True, options: TemporalOptions = TemporalOptions(),
-                    matte: PersonMatte | None = None) -> FrameSegmenter:
+                    matte: PersonMatte | None = None, schedule: Schedule | str = Schedule.CLOCK) -> FrameSegmenter:
     """The strategy for a speed and temporal switch (see module docstring); with ``matte``
-    every answer carries the person matte too."""
+    every answer carries the person matte too. ``schedule``: realtime's keyframes by the clock
+    (default: the live view's) or by frame index (``"frames"``: reproducible; what the pipeline
+    uses for files, see ``VideoOptions.schedule``); accurate ignores it."""
     speed = check_speed(speed)
     if speed is Speed.REALTIME:
-        return Keyframes(segmenter, fps, options, blend=temporal, matte=matte)
+        return Keyframes(segmenter, fps, options, blend=temporal, matte=matte, schedule=schedule)
     return Fused(segmenter, options, matte) if temporal else EveryFrame(segmenter, matte)

@@ -219,8 +219,12 @@ def _gif_cut(path: str | Path) -> bool:
 
 
 def read_frames(path: str | Path, max_frames: int | None = None,
-                state: ReadState | None = None) -> Iterator[DecodedFrame]:
+                state: ReadState | None = None, seek: tuple[int, int] | None = None) -> Iterator[DecodedFrame]:
     """Decode every frame (upright RGB, own pts), in presentation order.
+
+    ``seek`` = (pts, index): start at the source keyframe with that pts, which is frame
+    number ``index`` of the whole video (frames decoded after the seek that come before it are
+    dropped); ``max_frames`` is then the index to stop before (``segmentation.chunks``).
 
     Timestamps are strictly increasing: a frame without one (or one that does
     not move forward) gets the previous one plus a frame at the stream's rate.
@@ -239,6 +243,9 @@ def read_frames(path: str | Path, max_frames: int | None = None,
         step = max(1, round(1 / (_stream_rate(v) * tb)))
         index, last_pts, last_duration, bad = 0, None, None, 0
         error: Exception | None = None
+        if seek is not None:
+            c.seek(int(seek[0]), stream=v, backward=True, any_frame=False)
+            index = int(seek[1])
 
         def emit(frame):
             nonlocal index, last_pts, last_duration
@@ -269,6 +276,12 @@ def read_frames(path: str | Path, max_frames: int | None = None,
                     break
                 continue
             for frame in frames:
+                if seek is not None and last_pts is None:
+                    t = frame.pts if frame.pts is not None else frame.dts
+                    if t is None or t < seek[0]:
+                        continue  # before the keyframe sought (an open GOP's leading frames)
+                    if t != seek[0]:
+                        raise InputError(f"{name}: seeking to frame {seek[1]} landed elsewhere.")
                 item = emit(frame)
                 if state is not None:
                     state.frames = index
@@ -386,12 +399,18 @@ class VideoSink:
             self._audio.pump(float((pts - self.first_pts) * self.time_base))  # interleave as we go
 
     @property
+    def end_pts(self) -> int | None:
+        """The end of the last frame (its pts plus its duration), source clock; None before a frame."""
+        if self.first_pts is None:
+            return None
+        return self.last_pts + (self._last_duration or self._last_gap or self._step)
+
+    @property
     def end_time(self) -> float:
         """Seconds of video written: the last frame's time plus its duration."""
         if self.first_pts is None:
             return 0.0
-        last = self._last_duration or self._last_gap or self._step
-        return float((self.last_pts - self.first_pts + last) * self.time_base)
+        return float((self.end_pts - self.first_pts) * self.time_base)
 
     def close(self) -> None:
         """Flush encoders, finish the file and move it onto the target path."""

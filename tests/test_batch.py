@@ -108,8 +108,10 @@ def test_cli_glob_and_files_without_failures_exit_0(tree, tmp_path, shared_model
 
 
 def test_cli_single_file_mode_refuses_batch_options(tree, tmp_path):
-    r = run_cli(str(tree / "a.mp4"), "-o", str(tmp_path / "x.mp4"), "--workers", "2", timeout=60)
-    assert r.returncode == 2 and r.stderr.startswith("error: --workers: batch options")
+    """--overwrite and --labels-out-format are for batches; --workers and --ray also split one video
+    (tests/test_chunks.py), never a photo (tests/test_cli_errors.py)."""
+    r = run_cli(str(tree / "a.mp4"), "-o", str(tmp_path / "x.mp4"), "--overwrite", timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("error: --overwrite: batch options;")
     assert not (tmp_path / "x.mp4").exists()
 
 

@@ -155,3 +155,42 @@ def test_refine_labels_agrees_with_exact_upsampling():
     base = cv2.resize(rng.normal(size=(6, 6, 8)).astype(np.float32) * 20, (64, 64))  # smooth, 8 classes
     exact = np.argmax(cv2.resize(base, (640, 360)), axis=-1)
     assert float(np.mean(refine_labels(base, (640, 360)) == exact)) > 0.998
+
+
+def test_realtime_schedule_follows_the_frames_not_the_clock(default_segmenter, bottle_frames, monkeypatch):
+    """Files: keyframes at every anchor (index divisible by the interval), on cuts, and at most one
+    content keyframe between anchors; the same frames give the same maps however slow the machine."""
+    import time as _time
+
+    def run(slow: bool):
+        fs = frame_segmenter(default_segmenter, "realtime", 29.83, schedule="frames")
+        out = []
+        for i, rgb in enumerate(bottle_frames):
+            out.append(fs(rgb))
+            if slow and i == 3:  # a busy machine: the clock says every frame took a second
+                base = _time.perf_counter()
+                monkeypatch.setattr(_time, "perf_counter", lambda: base + 1000.0 * len(out))
+        monkeypatch.undo()
+        return fs, out
+
+    fs, a = run(False)
+    _, b = run(True)
+    k = fs.interval
+    assert k == fs.opt.interval == 6
+    keys = [i for i, o in enumerate(a) if o.keyframe]
+    assert keys == [i for i, o in enumerate(b) if o.keyframe]
+    assert all(i in keys for i in range(0, len(bottle_frames), k))  # every anchor
+    extra = [i for i in keys if i % k]
+    assert len({i // k for i in extra}) == len(extra)  # at most one content keyframe per anchor span
+    for x, y in zip(a, b):
+        assert np.array_equal(x.class_map, y.class_map)
+
+
+def test_realtime_entered_at_an_anchor_takes_the_same_keyframes(default_segmenter, bottle_frames):
+    """A stream entered at an anchor (a chunk's warm-up) takes the single pass's keyframes from there on."""
+    whole = frame_segmenter(default_segmenter, "realtime", 29.83, schedule="frames")
+    keys_whole = [i for i, rgb in enumerate(bottle_frames) if whole(rgb, i).keyframe]
+    start = 2 * whole.interval
+    part = frame_segmenter(default_segmenter, "realtime", 29.83, schedule="frames")
+    keys_part = [i for i in range(start, len(bottle_frames)) if part(bottle_frames[i], i).keyframe]
+    assert keys_part == [i for i in keys_whole if i >= start]
