@@ -9,7 +9,7 @@ from the source, labels frame by frame into the asked format.
   last dts lies below *its* last pts by the same delay, so decode times stay
   increasing across the seam (checked; a stitch that would break this is
   refused rather than written).
-* Audio: the source's first audio track, muxed by ``video._AudioTrack``
+* Audio: the source's first audio track, muxed by ``audio.open_audio``
   (what ``VideoSink`` uses: copied or re-encoded, cut to the video's span).
 * Labels: each chunk keeps its class maps as the .npz writer does, one
   ``zlib`` blob per frame (``exports.LabelsPartWriter``); they are read back
@@ -30,6 +30,7 @@ import av
 import numpy as np
 
 from . import video
+from .audio import open_audio
 from .errors import SegmentationError
 from .exports import LabelsNpzWriter, Timeline, labels_writer, read_part
 from .files import AtomicFile
@@ -56,7 +57,7 @@ def stitch_video(parts: Sequence[str | Path], offsets: Sequence[int], time_base:
                 ov.time_base = tv.time_base
                 extradata = tv.codec_context.extradata
             try:
-                audio = video._AudioTrack(src, c, fmt)
+                audio = open_audio(src, c, fmt)
                 audio.origin = origin_s
             except (LookupError, av.FFmpegError):
                 audio = None
