@@ -242,7 +242,10 @@ def segment_video_chunks(segmenter: Segmenter, src: str | Path, dst: str | Path,
     from .batch import _run_pool, _run_ray, _children_skip_main  # noqa: F401 - the batch's runners
     from .files import refuse_overwriting_input
 
+    from .video import probe
+
     refuse_overwriting_input(src, {"dst": dst, "labels_out": labels_out})
+    probe(src)  # a file that is no video is refused here, in one sentence
     n = chunks or (workers if ray is None else max(2, workers))
     spans = plan_chunks(src, options, n, min_frames, warmup_frames) if n > 1 and not chunkable(options, dst) else []
     if len(spans) < 2:
