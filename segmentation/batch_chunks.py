@@ -14,6 +14,7 @@ twice in the pool) fails its input.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import math
 import os
 import shutil
@@ -21,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .batch import Job, Outcome, Status, Task, _file_record, _segmenter, _write_manifest, one_line, process_one
+from .batch import (Job, Outcome, Status, Task, _file_record, _remove_stale_parts, _segmenter, _write_manifest,
+                    one_line, process_one)
 from .chunks import (MIN_CHUNK_FRAMES, ChunkDone, ChunkJob, chunk_jobs, chunkable, plan_chunks, run_chunk,
                      stitch)
 from .segmenter import SegmenterOptions
@@ -32,6 +34,10 @@ class RunTask:
     """What the runners call for each job: ``run_chunk`` for a chunk, ``task`` for a whole input."""
 
     task: Task = process_one
+
+    def __post_init__(self):
+        # the pool's workers skip the calling script unless the task comes from it (batch._children_skip_main)
+        object.__setattr__(self, "__module__", getattr(self.task, "__module__", __name__))
 
     def __call__(self, job):
         return run_chunk(job) if isinstance(job, ChunkJob) else self.task(job)
@@ -77,8 +83,11 @@ class ChunkedInput:
             except ValueError:
                 return None  # refused in its own job, with the sentence
         Path(job.manifest).unlink(missing_ok=True)  # an output without a manifest is never trusted
+        _remove_stale_parts(job.output, job.labels, job.manifest)
         out = Path(job.output)
         out.parent.mkdir(parents=True, exist_ok=True)
+        for stale in out.parent.glob(f".{glob.escape(out.name)}.chunks-*"):  # a killed earlier run's chunks
+            shutil.rmtree(stale, ignore_errors=True)
         folder = Path(tempfile.mkdtemp(prefix=f".{out.name}.chunks-", dir=out.parent))
         seg_opts = SegmenterOptions(model=job.options.model, labels_file=job.options.labels_file,
                                     threads=threads, resize=job.options.resize)

@@ -42,7 +42,6 @@ in one pass are compared frame by frame in ``tests/test_chunks.py``.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import shutil
 import tempfile
@@ -239,10 +238,12 @@ def segment_video_chunks(segmenter: Segmenter, src: str | Path, dst: str | Path,
     cannot be cut (too short, MP4 output only, realtime by the clock, no exact frame index) runs
     in this process as ``segment_video``. ``segmenter``'s options are rebuilt in each worker.
     ``min_frames`` and ``warmup_frames`` (default :func:`warmup`) are for tests and experiments."""
-    from .batch import _run_pool, _run_ray, _children_skip_main  # noqa: F401 - the batch's runners
     from .files import refuse_overwriting_input
 
+    from .video import probe
+
     refuse_overwriting_input(src, {"dst": dst, "labels_out": labels_out})
+    probe(src)  # a file that is no video is refused here, in one sentence
     n = chunks or (workers if ray is None else max(2, workers))
     spans = plan_chunks(src, options, n, min_frames, warmup_frames) if n > 1 and not chunkable(options, dst) else []
     if len(spans) < 2:
@@ -350,8 +351,3 @@ def stitch(segmenter: Segmenter, src, dst, options: VideoOptions, jobs: list[Chu
     return VideoResult(Path(dst), frames, sum(d.result.keyframes for d in done), info, info.fps, seconds, legend,
                        segmenter.entry.id, options.speed, options.temporal, timeline, "", hist,
                        first.first_pts, end, last.end_pts)
-
-
-def default_chunks(frames: int, workers: int) -> int:
-    """One chunk per worker, at least ``MIN_CHUNK_FRAMES`` each."""
-    return max(1, min(workers, math.ceil(frames / MIN_CHUNK_FRAMES)))
