@@ -132,12 +132,8 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                                            file_count="multiple", interactive=False, visible=False, elem_id="download")
                         outputs = [slider, original_video, result_video, legend, timeline, stats, download]
                         if examples:
-                            tables.append(gr.Examples(
-                                [[str(p), ex.model, ex.mode, ex.alpha, ex.speed] for ex, p in examples],
-                                [upload, model, mode, alpha, speed], outputs, fn=on.run_example,
-                                cache_examples=True, cache_mode="lazy",
-                                example_labels=[ex.title for ex, _ in examples], label="Examples",
-                            ))
+                            tables.append(_examples_table(examples, upload, [model, mode, alpha, speed, classes],
+                                                          outputs, on))
                         else:
                             gr.Markdown("*Examples are unavailable (offline, see the server log).*")
                     with gr.Tab("Live webcam", id="live"):
@@ -205,6 +201,34 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
     explain_refused_paths(app)  # a server file a request may not read: a sentence, not {"error": null}
     app.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     return app, tables
+
+
+def _examples_table(examples, upload, settings, outputs, on) -> gr.helpers.Examples:
+    """The examples: one row each with its thumbnail, title and the settings it sets (model, output,
+    speed); choosing one sets them and shows its (cached) result, and the line under the table says
+    what it set, so that nothing changes out of sight (on a phone the settings are far below)."""
+    model, mode, alpha, speed, classes = settings
+    posters = example_files.POSTERS_DIR
+    poster = gr.Image(type="filepath", label="Example", visible=False, render=False)
+    title = gr.Textbox(label="Title", visible=False, render=False)
+    rows = []
+    for ex, path in examples:
+        try:
+            thumb = str(example_files.poster(ex, path, posters))
+        except Exception:  # no thumbnail: the row still works
+            log.exception("No thumbnail for example %s", ex.name)
+            thumb = None
+        rows.append([thumb, ex.title, str(path), ex.model, ex.mode, ex.alpha, ex.speed, []])
+    inputs = [poster, title, upload, model, mode, alpha, speed, classes]
+    table = gr.Examples(rows, inputs, outputs, fn=on.run_example, cache_examples=True, cache_mode="lazy",
+                        label="Examples (each sets the model, output and speed that suit it)",
+                        visible_columns=[0, 1, 3, 4, 6], examples_per_page=len(rows), elem_id="examples")
+    note = gr.Markdown("", elem_id="example-settings")
+    lines = [ex.settings_line() for ex, _ in examples]
+    table.dataset.click(lambda chosen: f"**Example settings:** {lines[chosen[0]]} (see *Settings*; "
+                                       "change them and press Run to try others)",
+                        table.dataset, note, queue=False, show_progress="hidden", api_visibility="private")
+    return table
 
 
 def warm_up(context: AppContext, tables: list[gr.helpers.Examples]) -> None:
@@ -277,7 +301,7 @@ def main() -> None:
     limits = context.limits
     demo.launch(max_file_size=limits.max_upload_bytes, css=PAGE_CSS, js=REPLACE_ON_DROP_JS,
                 prevent_thread_lock=True,
-                allowed_paths=[str(example_files.EXAMPLES_DIR)],
+                allowed_paths=[str(example_files.EXAMPLES_DIR), str(example_files.POSTERS_DIR)],
                 # Gradio's running events: every admitted photo/video handler, the live streams, the rest
                 max_threads=max(40, limits.concurrency + limits.queue_size + limits.live_concurrency + 8))
     launched.append(demo)

@@ -192,7 +192,7 @@ class Handlers:
         yield (*result, views.status_html(), gr.update(interactive=False))
 
     @user_errors
-    async def run_example(self, upload, model_id, mode, alpha, speed):
+    async def run_example(self, poster, title, upload, model_id, mode, alpha, speed, classes=None):
         """An example row (computed once for everyone, then served from Gradio's cache; no visitor's
         count); long examples are trimmed."""
         return await self._run(None, upload, None, "upload", model_id, mode, alpha, speed, [], None, trim=True)
