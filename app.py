@@ -106,6 +106,13 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                             with gr.Tab("Webcam photo", id="webcam") as webcam_tab:
                                 webcam_photo = gr.Image(sources=["webcam"], type="numpy", label="Webcam photo",
                                                         elem_id="webcam-photo")
+                        # pick by pointing: a still of the input; a click toggles the class under it
+                        still = gr.Image(type="numpy", label="Pick classes: click on the picture",
+                                         interactive=False, visible=False, height=260, buttons=[],
+                                         elem_id="pick-still")
+                        pick_at = gr.Slider(0, 1, value=0, step=0.1, label="Frame to pick from (s)",
+                                            visible=False, elem_id="pick-at")
+                        pick_status = gr.Markdown("", elem_id="pick-status")
                         upload_tab.select(lambda: "upload", None, source, queue=False, api_visibility="private")
                         webcam_tab.select(lambda: "webcam", None, source, queue=False, api_visibility="private")
                         with gr.Row():
@@ -169,6 +176,14 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                    concurrency_id="live", concurrency_limit=limits.live_concurrency, api_visibility="undocumented",
                    api_name="live", show_progress="hidden")
         live_timer.tick(on.live_idle, session, [live_stats, live_timer], queue=False, api_visibility="private")
+        upload.change(on.pick_source, upload, [still, pick_at, pick_status], show_progress="hidden",
+                      api_visibility="private")
+        webcam_photo.change(on.pick_webcam, webcam_photo, [still, pick_at, pick_status], queue=False,
+                            show_progress="hidden", api_visibility="private")
+        pick_at.change(on.pick_frame, [upload, pick_at], still, show_progress="hidden", trigger_mode="always_last",
+                       api_visibility="private")
+        still.select(on.pick, [still, model, mode, classes], [classes, pick_status], show_progress="hidden",
+                     api_visibility="private")
         model.change(on.model_changed, model, classes, queue=False, api_visibility="private")
         mode.change(on.mode_changed, mode, [alpha, *look, classes], queue=False, api_visibility="private")
 
