@@ -171,7 +171,10 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
         # a new file or photo is the next action: the last message goes
         for changed in (upload.change, webcam_photo.change):
             changed(lambda: "", None, status, queue=False, show_progress="hidden", api_visibility="private")
-        cam.stream(on.live, [cam, model, mode, alpha, speed, classes, temporal, *look, session],
+        # the live view adapts its speed to the machine until the user picks one (webapp.live.LiveAdapter)
+        speed_chosen = gr.State(False)
+        speed.input(lambda: True, None, speed_chosen, queue=False, show_progress="hidden", api_visibility="private")
+        cam.stream(on.live, [cam, model, mode, alpha, speed, classes, temporal, *look, session, speed_chosen],
                    [live_out, live_stats, session, live_timer], stream_every=LIVE_INTERVAL, time_limit=limits.live_seconds,
                    concurrency_id="live", concurrency_limit=limits.live_concurrency, api_visibility="undocumented",
                    api_name="live", show_progress="hidden")

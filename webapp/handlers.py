@@ -28,7 +28,7 @@ from .checks import (check_alpha, check_mode, check_model_id, check_speed, check
                      class_names, effect_options)
 from .context import AppContext
 from .jobs import FrameRate, PhotoOutcome, VideoOutcome, run_photo, run_video
-from .live import LiveSession
+from .live import LiveSession, slowed
 from .pick import Picker, message, still_of, toggle, video_duration
 
 log = logging.getLogger(__name__)
@@ -250,19 +250,20 @@ class Handlers:
 
     @user_errors
     def live(self, frame, model_id, mode, alpha, speed, classes, temporal, blur=None, colour=None,
-             background_image=None, feather=None, session=None):
-        """One webcam frame in, one segmented frame out (per-session flow propagation)."""
+             background_image=None, feather=None, session=None, speed_chosen=False):
+        """One webcam frame in, one segmented frame out (per-session flow propagation). Until the
+        user picks a speed themselves (``speed_chosen``), the session adapts how it keeps up."""
         if frame is None:
             return gr.skip(), gr.skip(), session, gr.skip()
         session = session or LiveSession()
-        seg = self.context.segmenters.get(model_id)
+        seg = slowed(self.context.segmenters.get(model_id))
         effect = session.effect_options((mode, blur, colour, background_image, feather),
                                         lambda: _effect_of(mode, blur, colour, background_image, feather,
                                                            self.context.limits))
         mode = check_mode(mode)
-        people = self.context.segmenters.get(LANDSCAPE_ID) if mode in EFFECT_MODES else None
+        people = slowed(self.context.segmenters.get(LANDSCAPE_ID)) if mode in EFFECT_MODES else None
         out, text = session.process(seg, frame, mode, check_alpha(alpha), class_filter(classes, seg.labels),
-                                    check_speed(speed), bool(temporal), effect, people)
+                                    check_speed(speed), bool(temporal), effect, people, adapt=not speed_chosen)
         session.seen_at = time.monotonic()  # for live_idle
         return views.live_image_html(out), text, session, gr.update(active=True)
 
