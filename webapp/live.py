@@ -92,9 +92,10 @@ class LiveAdapter:
             return True
         if (median < self.UP_SHARE * self.budget_ms and self.level > 0
                 and now - self._changed_at >= self._up_after):
+            was = self.describe(speed)
             self._set(0 if self.level == 2 and speed == "realtime" else self.level - 1, now)
             self._went_up_at = now
-            self.reason = f"{median:.0f} ms per frame left room: trying more again"
+            self.reason = f"{was} took {median:.0f} ms per frame: room to try more again"
             return True
         return False
 
