@@ -1,9 +1,13 @@
-"""Examples that say what they set, and pick by pointing, in a real headless Chromium.
+"""Examples that say what they set, pick by pointing, and a live view that keeps up, in a real
+headless Chromium.
 
 * An example row sets its settings and the line under the table says which.
 * A click on a person in a photo, and on a car in a video's frame, puts ``person`` / ``car``
   in the class filter; a second click takes it out again. The pixel clicked is found from the
   model's own class map of the same still the page shows (``webapp.pick.still_of``).
+* The live view on a model made 4x slower (``SEGMENTATION_LIVE_SLOW_MODEL``, as on a 2-core
+  machine without AVX-512) switches itself to realtime and says why, until the user picks a
+  speed: then it keeps theirs.
 """
 
 from __future__ import annotations
@@ -29,24 +33,42 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 @pytest.fixture(scope="module")
 def server(shared_models, shared_videos, tmp_path_factory):
     srv = start_app(tmp_path_factory.mktemp("app-pick") / "app.log",
-                    GRADIO_EXAMPLES_CACHE=str(tmp_path_factory.mktemp("examples-cache")))
+                    GRADIO_EXAMPLES_CACHE=str(tmp_path_factory.mktemp("examples-cache")),
+                    SEGMENTATION_LIVE_SLOW_MODEL="4")
     yield srv
     stop_app(srv.process)
 
 
 @pytest.fixture(scope="module")
-def browser():
+def camera_clip(shared_videos, tmp_path_factory) -> Path:
+    """A Y4M clip for Chromium's fake camera: people walking by, 320x180 at 15 fps."""
+    out = tmp_path_factory.mktemp("camera") / "camera.y4m"
+    with av.open(str(shared_videos / "one-by-one-person-detection.mp4")) as c, open(out, "wb") as f:
+        f.write(b"YUV4MPEG2 W320 H180 F15:1 Ip A1:1 C420jpeg\n")
+        for i, frame in enumerate(c.decode(video=0)):
+            if i >= 160:
+                break
+            if i >= 100:
+                yuv = frame.reformat(width=320, height=180, format="yuv420p").to_ndarray()
+                f.write(b"FRAME\n" + np.ascontiguousarray(yuv).tobytes())
+    return out
+
+
+@pytest.fixture(scope="module")
+def browser(camera_clip):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}")
     with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera_clip}"])
         yield b
         b.close()
 
 
 @pytest.fixture
 def page(browser, server):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
     pg = ctx.new_page()
     pg.set_default_timeout(60_000)
     pg.goto(server.url)
@@ -137,3 +159,24 @@ def test_click_on_a_car_in_a_video_frame_picks_car(page, shared_videos):
     page.wait_for_function("() => /Added|Removed/.test(document.querySelector('#pick-status').innerText)")
     assert "Added car" in page.inner_text("#pick-status"), page.inner_text("#pick-status")
     assert _chosen(page) == ["car"]
+
+
+def _live_status(page, pattern: str, timeout: float = 60_000) -> str:
+    page.wait_for_function("p => new RegExp(p).test(document.querySelector('#live-stats').innerText)",
+                           arg=pattern, timeout=timeout)
+    return page.inner_text("#live-stats")
+
+
+def test_live_view_on_a_slow_model_switches_to_realtime_until_the_user_chooses(page):
+    page.locator("#examples").get_by_text("Bird (photo)").click()  # an example sets the speed: not the user
+    page.wait_for_function("() => document.querySelector('#legend').innerText.includes('bird')")
+    page.get_by_role("tab", name="Live webcam").click()
+    page.locator("#live-input").get_by_text("Click to Access Webcam").click()
+    page.wait_for_function("() => { const v = document.querySelector('#live-input video');"
+                           " return v && v.readyState >= 2 && v.videoWidth > 0; }")
+    page.locator("#live-input").get_by_role("button", name="capture photo").click()  # "Record"
+    text = _live_status(page, "realtime( at 50% size)?, chosen to keep up with the camera")
+    assert re.search(r"(accurate|realtime) took \d+ ms per frame, over the 50 ms", text), text
+    page.get_by_label("realtime", exact=True).check()  # the user's own choice from now on
+    text = _live_status(page, "realtime \\(your choice: not adapted\\)")
+    assert "chosen to keep up" not in text
