@@ -15,7 +15,8 @@ SEGMENTATION_VISITOR_JOBS (2), SEGMENTATION_TRUSTED_PROXIES ('*' on a Space, els
 SEGMENTATION_LIVE_CONCURRENCY (2), SEGMENTATION_LIVE_SECONDS (120), SEGMENTATION_TMP_MAX_AGE (3600),
 SEGMENTATION_TMP_MAX_MB (2048),
 SEGMENTATION_WARM_EXAMPLES (1: compute the example results in the background after start;
-they are cached under .gradio/cached_examples/<hash of the code>/, or GRADIO_EXAMPLES_CACHE).
+they are cached under .gradio/cached_examples/<hash of the code>/, or GRADIO_EXAMPLES_CACHE),
+SEGMENTATION_LIVE_SLOW_MODEL (1; tests and benchmarks: live model calls take this many times as long).
 """
 
 from __future__ import annotations
@@ -178,7 +179,8 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                    [live_out, live_stats, session, live_timer], stream_every=LIVE_INTERVAL, time_limit=limits.live_seconds,
                    concurrency_id="live", concurrency_limit=limits.live_concurrency, api_visibility="undocumented",
                    api_name="live", show_progress="hidden")
-        live_timer.tick(on.live_idle, session, [live_stats, live_timer], queue=False, api_visibility="private")
+        live_timer.tick(on.live_idle, session, [live_stats, live_timer], queue=False, show_progress="hidden",
+                        api_visibility="private")  # no "0.0s" over the status line twice a second
         upload.change(on.pick_source, upload, [still, pick_at, pick_status], show_progress="hidden",
                       api_visibility="private")
         webcam_photo.change(on.pick_webcam, webcam_photo, [still, pick_at, pick_status], queue=False,
