@@ -229,8 +229,9 @@ def _examples_table(examples, upload, settings, outputs, on) -> gr.helpers.Examp
     what it set, so that nothing changes out of sight (on a phone the settings are far below)."""
     model, mode, alpha, speed, classes = settings
     posters = example_files.POSTERS_DIR
-    poster = gr.Image(type="filepath", label="Example", visible=False, render=False)
-    title = gr.Textbox(label="Title", visible=False, render=False)
+    # hidden, but rendered: every component an event sets must be in the page's config (gradio_client)
+    poster = gr.Image(type="filepath", label="Example", visible=False)
+    title = gr.Textbox(label="Title", visible=False)
     rows = []
     for ex, path in examples:
         try:
