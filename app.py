@@ -99,6 +99,13 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                             with gr.Tab("Webcam photo", id="webcam") as webcam_tab:
                                 webcam_photo = gr.Image(sources=["webcam"], type="numpy", label="Webcam photo",
                                                         elem_id="webcam-photo")
+                        # pick by pointing: a still of the input; a click toggles the class under it
+                        still = gr.Image(type="numpy", label="Pick classes: click on the picture",
+                                         interactive=False, visible=False, height=260, buttons=[],
+                                         elem_id="pick-still")
+                        pick_at = gr.Slider(0, 1, value=0, step=0.1, label="Frame to pick from (s)",
+                                            visible=False, elem_id="pick-at")
+                        pick_status = gr.Markdown("", elem_id="pick-status")
                         upload_tab.select(lambda: "upload", None, source, queue=False, api_visibility="private")
                         webcam_tab.select(lambda: "webcam", None, source, queue=False, api_visibility="private")
                         with gr.Row():
@@ -125,12 +132,8 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                                            file_count="multiple", interactive=False, visible=False, elem_id="download")
                         outputs = [slider, original_video, result_video, legend, timeline, stats, download]
                         if examples:
-                            tables.append(gr.Examples(
-                                [[str(p), ex.model, ex.mode, ex.alpha, ex.speed] for ex, p in examples],
-                                [upload, model, mode, alpha, speed], outputs, fn=on.run_example,
-                                cache_examples=True, cache_mode="lazy",
-                                example_labels=[ex.title for ex, _ in examples], label="Examples",
-                            ))
+                            tables.append(_examples_table(examples, upload, [model, mode, alpha, speed, classes],
+                                                          outputs, on))
                         else:
                             gr.Markdown("*Examples are unavailable (offline, see the server log).*")
                     with gr.Tab("Live webcam", id="live"):
@@ -161,11 +164,23 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
         # a new file or photo is the next action: the last message goes
         for changed in (upload.change, webcam_photo.change):
             changed(lambda: "", None, status, queue=False, show_progress="hidden", api_visibility="private")
-        cam.stream(on.live, [cam, model, mode, alpha, speed, classes, temporal, *look, session],
+        # the live view adapts its speed to the machine until the user picks one (webapp.live.LiveAdapter)
+        speed_chosen = gr.State(False)
+        speed.input(lambda: True, None, speed_chosen, queue=False, show_progress="hidden", api_visibility="private")
+        cam.stream(on.live, [cam, model, mode, alpha, speed, classes, temporal, *look, session, speed_chosen],
                    [live_out, live_stats, session, live_timer], stream_every=LIVE_INTERVAL, time_limit=limits.live_seconds,
                    concurrency_id="live", concurrency_limit=limits.live_concurrency, api_visibility="undocumented",
                    api_name="live", show_progress="hidden")
-        live_timer.tick(on.live_idle, session, [live_stats, live_timer], queue=False, api_visibility="private")
+        live_timer.tick(on.live_idle, session, [live_stats, live_timer], queue=False, show_progress="hidden",
+                        api_visibility="private")  # no "0.0s" over the status line twice a second
+        upload.change(on.pick_source, upload, [still, pick_at, pick_status], show_progress="hidden",
+                      api_visibility="private")
+        webcam_photo.change(on.pick_webcam, webcam_photo, [still, pick_at, pick_status], queue=False,
+                            show_progress="hidden", api_visibility="private")
+        pick_at.change(on.pick_frame, [upload, pick_at], still, show_progress="hidden", trigger_mode="always_last",
+                       api_visibility="private")
+        still.select(on.pick, [still, model, mode, classes], [classes, pick_status], show_progress="hidden",
+                     api_visibility="private")
         model.change(on.model_changed, model, classes, queue=False, api_visibility="private")
         mode.change(on.mode_changed, mode, [alpha, *look, classes], queue=False, api_visibility="private")
 
@@ -198,6 +213,35 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
     explain_refused_paths(app)  # a server file a request may not read: a sentence, not {"error": null}
     app.queue(max_size=limits.queue_size, default_concurrency_limit=limits.concurrency)
     return app, tables
+
+
+def _examples_table(examples, upload, settings, outputs, on) -> gr.helpers.Examples:
+    """The examples: one row each with its thumbnail, title and the settings it sets (model, output,
+    speed); choosing one sets them and shows its (cached) result, and the line under the table says
+    what it set, so that nothing changes out of sight (on a phone the settings are far below)."""
+    model, mode, alpha, speed, classes = settings
+    posters = example_files.POSTERS_DIR
+    # hidden, but rendered: every component an event sets must be in the page's config (gradio_client)
+    poster = gr.Image(type="filepath", label="Example", visible=False)
+    title = gr.Textbox(label="Title", visible=False)
+    rows = []
+    for ex, path in examples:
+        try:
+            thumb = str(example_files.poster(ex, path, posters))
+        except Exception:  # no thumbnail: the row still works
+            log.exception("No thumbnail for example %s", ex.name)
+            thumb = None
+        rows.append([thumb, ex.title, str(path), ex.model, ex.mode, ex.alpha, ex.speed, []])
+    inputs = [poster, title, upload, model, mode, alpha, speed, classes]
+    table = gr.Examples(rows, inputs, outputs, fn=on.run_example, cache_examples=True, cache_mode="lazy",
+                        label="Examples (each sets the model, output and speed that suit it)",
+                        visible_columns=[0, 1, 3, 4, 6], examples_per_page=len(rows), elem_id="examples")
+    note = gr.Markdown("", elem_id="example-settings")
+    lines = [ex.settings_line() for ex, _ in examples]
+    table.dataset.click(lambda chosen: f"**Example settings:** {lines[chosen[0]]} (see *Settings*; "
+                                       "change them and press Run to try others)",
+                        table.dataset, note, queue=False, show_progress="hidden", api_visibility="private")
+    return table
 
 
 def warm_up(context: AppContext, tables: list[gr.helpers.Examples]) -> None:
@@ -271,7 +315,7 @@ def main() -> None:
     limits = context.limits
     demo.launch(max_file_size=limits.max_upload_bytes, css=PAGE_CSS, js=REPLACE_ON_DROP_JS,
                 prevent_thread_lock=True,
-                allowed_paths=[str(example_files.EXAMPLES_DIR)],
+                allowed_paths=[str(example_files.EXAMPLES_DIR), str(example_files.POSTERS_DIR)],
                 # Gradio's running events: every admitted photo/video handler, the live streams, the rest
                 max_threads=max(40, limits.concurrency + limits.queue_size + limits.live_concurrency + 8))
     launched.append(demo)

@@ -65,6 +65,9 @@ SETTINGS: tuple[Setting, ...] = (
             "download a missing example file from its public source (0: never)"),
     Setting("SEGMENTATION_WARM_EXAMPLES", "flag", True, APP,
             "compute the example results in the background after start (0: on first click)"),
+    Setting("SEGMENTATION_LIVE_SLOW_MODEL", "number", 1.0, APP,
+            "tests and benchmarks: the live view's model calls take this many times as long "
+            "(shows how the live view adapts to a slower machine)"),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

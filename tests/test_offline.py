@@ -86,10 +86,10 @@ def test_app_serves_with_its_examples_offline(offline, tmp_path):
             assert r.status == 200
             config = r.read().decode()
         json.loads(config)
-        for e in examples.EXAMPLES:
-            assert e.name in config, f"example {e.name} is not listed"
-            assert e.title in config
-        assert config.index(examples.EXAMPLES[0].name) < config.index(examples.EXAMPLES[1].name)
+        for e in examples.EXAMPLES:  # a row each: its thumbnail (named after the file) and title
+            assert f"{Path(e.name).stem}-{e.sha256[:8]}.jpg" in config, f"example {e.name} has no thumbnail"
+            assert e.title in config, f"example {e.name} is not listed"
+        assert config.index(examples.EXAMPLES[0].title) < config.index(examples.EXAMPLES[1].title)
         assert "Examples are unavailable" not in config
         # The default model loads from weights/ and segments a photo through the API.
         client = api_client(srv, tmp_path / "downloads")

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _ROOT = Path(__file__).resolve().parent.parent  # the repository: app.py, webapp/, segmentation/
 EXAMPLES_DIR = _ROOT / "examples"  # the shipped files
+POSTERS_DIR = _ROOT / ".gradio" / "example-posters"  # their thumbnails, made at start (``poster``)
 ENV_SOURCE = "SEGMENTATION_EXAMPLES_SOURCE"
 
 _INTEL = "https://github.com/intel-iot-devkit/sample-videos/raw/master/"
@@ -60,29 +61,55 @@ class ExampleFile:
     # sha256 of the file at ``url`` when the shipped file is a trimmed copy of it (see
     # examples/README.md); such a file cannot be downloaded, only shipped or copied.
     source_sha256: str | None = None
+    # the thumbnail: the frame at this time (s) of a video (one where the subject is in view)
+    poster_at: float = 0.0
+    # what the example's legend must name with its model (tests/test_examples.py checks it)
+    expect: tuple[str, ...] = ()
+
+    def settings_line(self) -> str:
+        """What choosing this example sets, in words, for the line under the examples."""
+        text = f"model {self.model}, output {self.mode}"
+        if self.mode in ("overlay", "side-by-side"):
+            text += f", opacity {self.alpha:g}"
+        if not self.name.endswith(PHOTO_SUFFIXES):
+            text += f", speed {self.speed}"
+        return text
+
+
+PHOTO_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".webp")
 
 
 def _intel_video(name: str, sha256: str, title: str, model: str, mode: str, speed: str = "realtime",
-                 folder: str = "", source_sha256: str | None = None) -> ExampleFile:
+                 folder: str = "", source_sha256: str | None = None, poster_at: float = 0.0,
+                 expect: tuple[str, ...] = ()) -> ExampleFile:
     return ExampleFile(name=name, url=_INTEL + folder + name, sha256=sha256, title=title,
                        author="Intel Corporation (intel-iot-devkit/sample-videos)", licence="CC BY 4.0",
                        licence_url="https://creativecommons.org/licenses/by/4.0/",
                        source_page="https://github.com/intel-iot-devkit/sample-videos",
-                       model=model, mode=mode, speed=speed, source_sha256=source_sha256)
+                       model=model, mode=mode, speed=speed, source_sha256=source_sha256,
+                       poster_at=poster_at, expect=expect)
 
 
+# Each with the model that knows what is in it (its legend names it: tests/test_examples.py):
+# ADE20K (Autoseg) for rooms and shops, Cityscapes for the overhead parking lot (road and car;
+# ADE20K calls it all "wall", PASCAL "background"), PASCAL VOC for people, bottles and the bird
+# (ADE20K has no bird: grass and person).
 EXAMPLES: tuple[ExampleFile, ...] = (
     _intel_video("classroom.gif", "9efb6cab2f7392aa3bd15320313db691cfc97270a37cd2b48791f3b032b69da8",
-                 "Classroom (video)", "autoseg-edgetpu-xs", "overlay", "accurate", folder="preview/"),
+                 "Classroom (video)", "autoseg-edgetpu-xs", "overlay", "accurate", folder="preview/",
+                 expect=("person", "chair", "table")),
     _intel_video("car-detection.mp4", "d31e0ebf194cc16e50eea784e7c3b0b1bb7976a4fb9b3fec26cb92a6704cca34",
-                 "Street traffic (video)", "autoseg-edgetpu-xs", "side-by-side"),
+                 "Parking lot (video)", "deeplab-cityscapes", "overlay", poster_at=16.0,
+                 expect=("road", "car")),
     _intel_video("store-aisle-detection.gif", "8f29af471b7df06c4eda38b72c22a86ee4779dfeff91c750b4f8087441ddb4d3",
-                 "Store aisle (video)", "autoseg-edgetpu-xs", "side-by-side", "accurate", folder="preview/"),
+                 "Store aisle (video)", "autoseg-edgetpu-xs", "side-by-side", "accurate", folder="preview/",
+                 expect=("shelf", "floor", "person")),
     _intel_video("one-by-one-person-detection.mp4", "e00581c1cec7f48de58352db00e35a445f3880e12cc1aee88fce152d01f49ec2",
                  "People walking by (video)", "deeplabv3-pascal", "overlay",
-                 source_sha256="a5964aa259099a482a8b360ffc2c57b5a30f84d5919236a4dad01f8e929ac07c"),
+                 source_sha256="a5964aa259099a482a8b360ffc2c57b5a30f84d5919236a4dad01f8e929ac07c", poster_at=30.0,
+                 expect=("person",)),
     _intel_video("bottle-detection.mp4", "d52ba94aedf8a923c342fe9ea1d2bd85f712c4cc0f49a6de1bac43eebe3a48ff",
-                 "Bottles on a table (video)", "deeplabv3-pascal", "mask"),
+                 "Bottles on a table (video)", "deeplabv3-pascal", "mask", poster_at=10.0, expect=("bottle",)),
     ExampleFile(
         name="bird.bmp", url=_CORAL + "bird.bmp",
         sha256="3fd22d6ed352b8e721d9982e38ed655f8429e168bb53ad205c6f3cdfa848e994",
@@ -91,9 +118,10 @@ EXAMPLES: tuple[ExampleFile, ...] = (
         licence="CC BY 2.0", licence_url="https://creativecommons.org/licenses/by/2.0/",
         source_page=("https://storage.googleapis.com/openimages/web/visualizer/index.html"
                      "?set=train&type=detection&c=%2Fm%2F015p6&id=05cae1286a212d52"),
-        model="deeplabv3-pascal", mode="overlay", speed="accurate",
+        model="deeplabv3-pascal", mode="overlay", speed="accurate", expect=("bird",),
     ),
 )
+
 
 def source_dirs(value: str | None = None) -> list[Path]:
     """Local folders to copy examples from: ``value`` or ``$SEGMENTATION_EXAMPLES_SOURCE``."""
@@ -182,3 +210,34 @@ def results_cache_dir(base: str | Path = ".gradio/cached_examples") -> Path:
         if f.is_file():
             h.update(str(f.relative_to(_ROOT)).encode() + b"\0" + f.read_bytes())
     return Path(base) / h.hexdigest()[:12]
+
+
+def poster(example: ExampleFile, path: Path, dest_dir: Path, width: int = 320) -> Path:
+    """The example's thumbnail, a JPEG ``width`` px wide in ``dest_dir``: the photo itself, or the
+    video's frame at ``example.poster_at`` (its last frame when it is shorter); made once."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    dest = Path(dest_dir) / f"{Path(example.name).stem}-{example.sha256[:8]}.jpg"
+    if dest.is_file():
+        return dest
+    if example.name.endswith(PHOTO_SUFFIXES):
+        with Image.open(path) as im:
+            picture = im.convert("RGB")
+    else:
+        frame: np.ndarray | None = None
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            for f in container.decode(stream):
+                frame = f.to_ndarray(format="rgb24")
+                if f.time is not None and f.time >= example.poster_at:
+                    break
+        if frame is None:
+            raise OSError(f"{example.name}: no frame to make a thumbnail from")
+        picture = Image.fromarray(frame)
+    picture.thumbnail((width, width))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        picture.save(tmp, format="JPEG", quality=85)
+    return dest

@@ -24,11 +24,12 @@ from segmentation.pipeline import sniff_kind
 
 from . import gradio_compat, views
 from .admission import visitor_of
-from .checks import (check_alpha, check_mode, check_speed, check_upload, class_filter, class_names,
-                     effect_options)
+from .checks import (check_alpha, check_mode, check_model_id, check_speed, check_upload, class_filter,
+                     class_names, effect_options)
 from .context import AppContext
 from .jobs import FrameRate, PhotoOutcome, VideoOutcome, run_photo, run_video
-from .live import LiveSession
+from .live import LiveSession, slowed
+from .pick import Picker, message, still_of, toggle, video_duration
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class Handlers:
 
     def __init__(self, context: AppContext):
         self.context = context
+        self.picker = Picker(context.segmenters.get)
 
     async def _job(self, request, fn, *args, cancel: threading.Event | None = None, waiting=None):
         """One photo/video job for the visitor behind ``request``: admitted (or refused with a sentence),
@@ -192,7 +194,7 @@ class Handlers:
         yield (*result, views.status_html(), gr.update(interactive=False))
 
     @user_errors
-    async def run_example(self, upload, model_id, mode, alpha, speed):
+    async def run_example(self, poster, title, upload, model_id, mode, alpha, speed, classes=None):
         """An example row (computed once for everyone, then served from Gradio's cache; no visitor's
         count); long examples are trimmed."""
         return await self._run(None, upload, None, "upload", model_id, mode, alpha, speed, [], None, trim=True)
@@ -248,19 +250,20 @@ class Handlers:
 
     @user_errors
     def live(self, frame, model_id, mode, alpha, speed, classes, temporal, blur=None, colour=None,
-             background_image=None, feather=None, session=None):
-        """One webcam frame in, one segmented frame out (per-session flow propagation)."""
+             background_image=None, feather=None, session=None, speed_chosen=False):
+        """One webcam frame in, one segmented frame out (per-session flow propagation). Until the
+        user picks a speed themselves (``speed_chosen``), the session adapts how it keeps up."""
         if frame is None:
             return gr.skip(), gr.skip(), session, gr.skip()
         session = session or LiveSession()
-        seg = self.context.segmenters.get(model_id)
+        seg = slowed(self.context.segmenters.get(model_id))
         effect = session.effect_options((mode, blur, colour, background_image, feather),
                                         lambda: _effect_of(mode, blur, colour, background_image, feather,
                                                            self.context.limits))
         mode = check_mode(mode)
-        people = self.context.segmenters.get(LANDSCAPE_ID) if mode in EFFECT_MODES else None
+        people = slowed(self.context.segmenters.get(LANDSCAPE_ID)) if mode in EFFECT_MODES else None
         out, text = session.process(seg, frame, mode, check_alpha(alpha), class_filter(classes, seg.labels),
-                                    check_speed(speed), bool(temporal), effect, people)
+                                    check_speed(speed), bool(temporal), effect, people, adapt=not speed_chosen)
         session.seen_at = time.monotonic()  # for live_idle
         return views.live_image_html(out), text, session, gr.update(active=True)
 
@@ -275,6 +278,51 @@ class Handlers:
             return gr.skip(), gr.skip()
         return (f"Stopped · {session.frames} frames segmented ({session.keyframes} model runs). "
                 "Start the webcam again to go on.", gr.update(active=False))
+
+    # -- pick by pointing (webapp.pick) --------------------------------------------------------
+    PICK_HINT = "Click on the picture to add the class under the pointer; click it again to remove it."
+
+    @user_errors
+    def pick_source(self, upload):
+        """A new file: its still to point at (a photo, or a video's first frame, with a slider for
+        the frame's time), or nothing."""
+        hidden = gr.update(value=None, visible=False)
+        if not upload:
+            return hidden, gr.update(value=0, visible=False), ""
+        limits = self.context.limits
+        path = check_upload(upload, limits)
+        if sniff_kind(path) == "image":
+            still = still_of(path, max_pixels=limits.max_pixels)
+            return gr.update(value=still, visible=True), gr.update(value=0, visible=False), self.PICK_HINT
+        duration = video_duration(path)
+        still = still_of(path, 0.0, max_frames=limits.max_frames)
+        return (gr.update(value=still, visible=True),
+                gr.update(value=0, maximum=max(0.1, round(duration, 1)), visible=duration > 0), self.PICK_HINT)
+
+    @user_errors
+    def pick_frame(self, upload, at):
+        """The video's frame at ``at`` seconds, to point at."""
+        if not upload:
+            return gr.skip()
+        limits = self.context.limits
+        return still_of(check_upload(upload, limits), float(at or 0), max_frames=limits.max_frames)
+
+    @staticmethod
+    def pick_webcam(photo):
+        if photo is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        return gr.update(value=photo, visible=True), gr.update(value=0, visible=False), Handlers.PICK_HINT
+
+    @user_errors
+    def pick(self, still, model_id, mode, classes, evt: gr.SelectData):
+        """A click on the still: the class under the pointer goes into the class filter (or the
+        foreground of an effect), or out of it when it was there; the status says which."""
+        if still is None or evt is None or evt.index is None:
+            return gr.skip(), gr.skip()
+        x, y = (int(v) for v in evt.index[:2])
+        name = self.picker.pick(still, x, y, check_model_id(model_id).id)
+        names, added = toggle(classes, name)
+        return gr.update(value=names), message(name, added, str(mode))
 
     @user_errors
     def model_changed(self, model_id):

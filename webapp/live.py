@@ -1,14 +1,17 @@
-"""The live webcam tab: one browser session's frame segmenter, latency and frame rate."""
+"""The live webcam tab: one browser session's frame segmenter, latency and frame rate, and how it
+keeps up with the camera on the machine it runs on (``LiveAdapter``)."""
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import replace
 from typing import Callable, Hashable
 
+import cv2
 import numpy as np
 
-from segmentation import draw
+from segmentation import config, draw
 from segmentation.draw import DrawOptions
 from segmentation.effects import EffectOptions
 from segmentation.images import as_rgb_array
@@ -17,6 +20,127 @@ from segmentation.segmenter import Segmenter
 from segmentation.temporal import frame_segmenter
 
 LIVE_INTERVAL = 1 / 15  # seconds between webcam frames sent by the browser: a 15 fps camera's pace
+SLOW_MODEL_ENV = "SEGMENTATION_LIVE_SLOW_MODEL"  # tests and benchmarks: model calls take this many times longer
+
+
+class LiveAdapter:
+    """How the live view keeps up with the camera, chosen from its own per-frame times.
+
+    Each frame's server time (model, flow, drawing) is measured. When the median of the last
+    ``WINDOW`` frames is over ``budget_ms`` (a share of the camera's frame time, the rest being
+    the JPEG and its trip), the view steps down one level:
+
+    0. the settings as they are (e.g. ``accurate``: the model on every frame);
+    1. ``realtime``: the model on keyframes only, the motion followed in between (optical flow);
+    2. ``realtime`` on the frame at ``SMALL`` of its size (less flow, drawing and JPEG per frame).
+
+    When the median falls under ``UP_SHARE`` of the budget the view tries the level above again,
+    after ``UP_AFTER`` s, then twice as long after each try that had to step down again (at most
+    ``UP_AFTER_MAX`` s), so a view that cannot keep up at a level does not keep retrying it.
+    The first ``WARM_FRAMES`` frames after a change are not counted (the model's warm-up).
+
+    Only while the user has not chosen the speed themselves (``adapt``): their choice wins.
+    """
+
+    WINDOW = 8
+    WARM_FRAMES = 3
+    BUDGET_SHARE = 0.75
+    UP_SHARE = 0.4
+    UP_AFTER, UP_AFTER_MAX = 10.0, 120.0
+    SMALL = 0.5
+    LEVELS = 3
+
+    def __init__(self, interval: float = LIVE_INTERVAL, clock: Callable[[], float] = time.monotonic):
+        self.budget_ms = interval * 1000 * self.BUDGET_SHARE
+        self.clock = clock
+        self.level = 0
+        self.reason = ""
+        self._times: list[float] = []
+        self._skip = self.WARM_FRAMES
+        self._changed_at = clock()
+        self._up_after = self.UP_AFTER
+        self._went_up_at: float | None = None
+
+    def choose(self, speed: str, adapt: bool = True) -> tuple[str, float]:
+        """The (speed, scale of the frame) to use now for the user's ``speed``."""
+        if not adapt or self.level == 0:
+            return speed, 1.0
+        return "realtime", (self.SMALL if self.level >= 2 else 1.0)
+
+    def record(self, ms: float, speed: str, adapt: bool = True) -> bool:
+        """Count one frame's time (at the settings ``choose(speed)`` gave); True when the level changed."""
+        if not adapt:
+            return False
+        if self._skip > 0:
+            self._skip -= 1
+            return False
+        self._times.append(ms)
+        if len(self._times) < self.WINDOW:
+            return False
+        self._times = self._times[-4 * self.WINDOW:]
+        median = statistics.median(self._times[-self.WINDOW:])
+        now = self.clock()
+        if median > self.budget_ms and self.level < self.LEVELS - 1:
+            was = self.describe(speed)
+            # realtime already: level 1 is level 0, go straight to the smaller frame
+            self._set(2 if self.level == 0 and speed == "realtime" else self.level + 1, now)
+            if self._went_up_at is not None and now - self._went_up_at < 3 * self.UP_AFTER:
+                self._up_after = min(self.UP_AFTER_MAX, 2 * self._up_after)  # the last try up failed
+            self._went_up_at = None
+            self.reason = f"{was} took {median:.0f} ms per frame, over the {self.budget_ms:.0f} ms it may take"
+            return True
+        if (median < self.UP_SHARE * self.budget_ms and self.level > 0
+                and now - self._changed_at >= self._up_after):
+            was = self.describe(speed)
+            self._set(0 if self.level == 2 and speed == "realtime" else self.level - 1, now)
+            self._went_up_at = now
+            self.reason = f"{was} took {median:.0f} ms per frame: room to try more again"
+            return True
+        return False
+
+    def _set(self, level: int, now: float) -> None:
+        self.level, self._changed_at, self._times, self._skip = level, now, [], self.WARM_FRAMES
+
+    def describe(self, speed: str, adapt: bool = True) -> str:
+        used, scale = self.choose(speed, adapt)
+        return used + (f" at {scale:.0%} size" if scale < 1 else "")
+
+    def status(self, speed: str, adapt: bool = True) -> str:
+        """What the view chose, for the status line."""
+        if not adapt:
+            return f"{speed} (your choice: not adapted)"
+        if self.level == 0:
+            return f"{speed} (keeps up; adapts if it falls behind)"
+        return f"{self.describe(speed)}, chosen to keep up with the camera ({self.reason})"
+
+
+class _Slowed:
+    """A segmenter whose model calls take ``factor`` times as long (``SLOW_MODEL_ENV``): how the
+    live view behaves on a slower machine, shown on this one."""
+
+    MODEL_CALLS = frozenset({"scores", "predict", "segment", "segment_scores"})
+
+    def __init__(self, segmenter, factor: float):
+        self._segmenter, self._factor = segmenter, factor
+
+    def __getattr__(self, name):
+        attr = getattr(self._segmenter, name)
+        if name not in self.MODEL_CALLS:
+            return attr
+
+        def slow(*args, **kwargs):
+            t0 = time.perf_counter()
+            out = attr(*args, **kwargs)
+            time.sleep((self._factor - 1) * (time.perf_counter() - t0))
+            return out
+
+        return slow
+
+
+def slowed(segmenter):
+    """``segmenter``, or (with ``SEGMENTATION_LIVE_SLOW_MODEL`` over 1) its slowed stand-in."""
+    factor = config.read(SLOW_MODEL_ENV)  # checked at start: a bad value never reaches here
+    return _Slowed(segmenter, factor) if factor > 1 and segmenter is not None else segmenter
 
 
 class LiveSession:
@@ -34,6 +158,7 @@ class LiveSession:
         self.frames = 0
         self.keyframes = 0
         self._effect: tuple[Hashable, EffectOptions | None] | None = None
+        self.adapter = LiveAdapter(interval)
 
     def effect_options(self, key: Hashable, build: Callable[[], EffectOptions | None]) -> EffectOptions | None:
         """The background effect's settings for ``key``, built once per change (``build`` may read the
@@ -44,15 +169,25 @@ class LiveSession:
 
     def process(self, segmenter: Segmenter, frame: np.ndarray, mode: str, alpha: float,
                 classes: tuple[int, ...] | None, speed: str, temporal: bool = True,
-                effect: EffectOptions | None = None, people: Segmenter | None = None) -> tuple[np.ndarray, str]:
+                effect: EffectOptions | None = None, people: Segmenter | None = None,
+                adapt: bool = False) -> tuple[np.ndarray, str]:
         """Segment and draw one webcam frame; return the picture and a status line.
+
+        ``adapt``: the user has not chosen the speed, so ``LiveAdapter`` may choose how to keep up
+        (realtime, a smaller frame); the status line says what it chose and why.
 
         ``people``: a person model (the landscape selfie model) that stands in for ``segmenter``
         when a background effect keeps only people: it makes the matte alone, several times faster
         than the semantic model, which the picture would not show anyway.
         """
         t0 = time.perf_counter()
+        asked = speed
+        speed, scale = self.adapter.choose(asked, adapt)
         rgb = as_rgb_array(frame)
+        if scale < 1:
+            h, w = rgb.shape[:2]
+            rgb = cv2.resize(rgb, (max(16, round(w * scale)), max(16, round(h * scale))),
+                             interpolation=cv2.INTER_AREA)
         # the live image is a JPEG: no alpha, so remove-background shows the key colour
         options = DrawOptions(mode=mode, alpha=alpha, classes=classes,
                               effect=effect or EffectOptions()).resolve(segmenter.labels).opaque()
@@ -62,7 +197,7 @@ class LiveSession:
             segmenter = people
             person = person_ids(people.labels)
             options = replace(options, classes=person)
-        key = (segmenter.entry.id, speed, temporal, bool(person))
+        key = (segmenter.entry.id, speed, temporal, bool(person), scale)
         if key != self._key or (self._last is not None and t0 - self._last > self.RESTART_GAP):
             # new model/speed/fusion/matte, or a new stream: start afresh
             self._key = key
@@ -80,8 +215,10 @@ class LiveSession:
         self._last = now
         self.frames += 1
         self.keyframes += int(labels.keyframe)
+        self.adapter.record(latency, asked, adapt)
         text = (f"Live · latency {self.latency_ms:.0f} ms per frame · {self.fps:.1f} frames/s · "
                 f"{self.frames} frames ({self.keyframes} model runs) · model {segmenter.entry.id}"
-                f"{' (people only: the light person model)' if light else ''} · {speed}"
+                f"{' (people only: the light person model)' if light else ''} · "
+                f"{self.adapter.status(asked, adapt)}"
                 f"{' · temporal fusion' if temporal else ''}")
         return out, text
