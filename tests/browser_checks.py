@@ -19,6 +19,11 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -183,6 +188,7 @@ def clips(folder: Path) -> list[tuple[Path, bool]]:
         (make_clip(folder / "h264.mkv", audio="aac", **small), True),  # Matroska
         (make_clip(folder / "tenbit.mp4", pix_fmt="yuv420p10le", **small), True),  # 10-bit H.264
         (make_clip(folder / "full.mp4", pix_fmt="yuv444p", **small), True),  # 4:4:4 H.264
+        (make_clip(folder / "late.mp4", pts=[750 + i for i in range(8)], **small), True),  # starts at 30 s
         (make_clip(folder / "plain.mp4", **small), False),  # H.264 yuv420p MP4: shown as it is
     ]
 
@@ -224,3 +230,49 @@ def transparent_spot(alpha: np.ndarray, clear: int = 16) -> tuple[int, int] | No
     if not len(ys):
         return None
     return int(xs[len(xs) // 2]) - 16, int(ys[len(ys) // 2]) - 16
+
+
+# -- accessibility: axe-core, from the npm registry at test time ----------------------------------------
+AXE_VERSION = "4"  # the npm range; the package is cached after the first run (AXE_CACHE)
+AXE_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "segmentation-tests" / "axe-core"
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def axe_source() -> str:
+    """axe-core's ``axe.min.js`` (MPL-2.0), fetched with ``npm pack axe-core@4`` into ``AXE_CACHE``
+    once; None when npm is missing or the registry cannot be reached (the caller skips, or fails
+    under CI=true)."""
+    found = sorted(AXE_CACHE.glob("*/axe.min.js"))
+    if found:
+        return found[-1].read_text()
+    npm = shutil.which("npm")
+    if not npm:
+        return None
+    AXE_CACHE.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=AXE_CACHE) as tmp:
+        r = subprocess.run([npm, "pack", f"axe-core@{AXE_VERSION}", "--silent"], cwd=tmp, capture_output=True,
+                           text=True, timeout=180)
+        tgz = sorted(Path(tmp).glob("axe-core-*.tgz"))
+        if r.returncode or not tgz:
+            return None
+        with tarfile.open(tgz[-1]) as t:
+            js = t.extractfile("package/axe.min.js").read()
+        version = tgz[-1].name[len("axe-core-"):-len(".tgz")]
+        (AXE_CACHE / version).mkdir(exist_ok=True)
+        (AXE_CACHE / version / "axe.min.js").write_bytes(js)
+    return js.decode()
+
+
+AXE_RUN = """async (tags) => {
+    const r = await axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']});
+    return r.violations.map(v => ({id: v.id, impact: v.impact, tags: v.tags, help: v.help,
+        nodes: v.nodes.map(n => ({target: n.target.join(' '), summary: n.failureSummary}))}));
+}"""
+
+
+def axe_violations(page, source: str, tags=AXE_TAGS) -> list[dict]:
+    """Run axe-core in the page (``source``: ``axe_source()``); its violations of ``tags``."""
+    if not page.evaluate("() => typeof axe !== 'undefined'"):
+        page.evaluate("src => { const s = document.createElement('script'); s.textContent = src;"
+                      " document.head.appendChild(s); }", source)
+    return page.evaluate(AXE_RUN, list(tags))
