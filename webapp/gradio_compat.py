@@ -194,8 +194,7 @@ KEYBOARD_JS = """() => {
   fix();
   document.addEventListener('keydown', e => {
     if (e.key !== 'Tab' || !e.target.closest) return;
-    const block = e.target.closest('.block');
-    if (block && e.target.matches('input[role=combobox], input[aria-expanded]') && block.querySelector('ul.options'))
+    if (e.target.matches('input[role=combobox][aria-expanded=true]'))
       e.target.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true}));
   }, true);
   let zone = null, since = 0;  // the drop zone the visitor last used, and when
