@@ -28,8 +28,9 @@ The app needs six things Gradio has no public API for:
 * ``KEYBOARD_JS``: keyboard and screen-reader fixes Gradio 6.31's markup needs (WCAG 2 A/AA, found
   by the axe-core audit and the keyboard tests in ``tests/test_browser_a11y.py``): a ``gr.Radio``'s
   inputs each get their own ``name`` (so arrows do not move within the group, and each choice is a
-  Tab stop): they get one shared name; Tab out of an open dropdown leaves its list open: Tab
-  closes it first (an Escape); a drop zone that takes a file re-renders and drops the focus on
+  Tab stop): they get one shared name; Tab out of an open dropdown leaves its list open (the
+  dropdown's keydown handler, async, reopens the list on any key but Escape after the blur closed
+  it): Tab is kept from that handler (stopped in the capture phase, not prevented); a drop zone that takes a file re-renders and drops the focus on
   the page: it goes back to the zone; the upload button's ``aria-label`` differs from its visible
   text (removed: the text names it); the empty image slider's ``div`` has an ``aria-label`` and no
   role (given ``role="img"``). ``PAGE_JS`` is both scripts, for ``launch(js=...)``.
@@ -194,8 +195,9 @@ KEYBOARD_JS = """() => {
   fix();
   document.addEventListener('keydown', e => {
     if (e.key !== 'Tab' || !e.target.closest) return;
-    if (e.target.matches('input[role=combobox][aria-expanded=true]'))
-      e.target.dispatchEvent(new KeyboardEvent('keydown', {key: 'Escape', bubbles: true}));
+    // Gradio's own keydown handler reopens the list on any key but Escape, after the blur that
+    // closed it: Tab does not reach it (the browser still moves the focus)
+    if (e.target.matches('input[role=combobox]')) e.stopPropagation();
   }, true);
   let zone = null, since = 0;  // the drop zone the visitor last used, and when
   document.addEventListener('focusin', e => {
