@@ -123,14 +123,13 @@ def run_and_wait(page, stem: str, kind: str = "video") -> None:
 
 
 def show_example(page, title: str, stem: str, photo: bool) -> None:
-    """Click an example's row and wait for its (cached, or computed now) result."""
+    """Click an example's row and wait for its result (cached: see conftest's ``example_results``)."""
     page.evaluate("t => [...document.querySelectorAll('button, [role=button], td, div')]"
                   ".find(e => e.children.length === 0 && e.textContent.trim() === t).click()", title)
     if photo:
-        page.wait_for_function("s => [...document.querySelectorAll('#result-photo img')]"
-                               ".some(i => i.src.includes(s + '_segmented') || i.src.includes(s))"
+        page.wait_for_function("() => document.querySelectorAll('#result-photo img').length >= 2"
                                " && document.querySelectorAll('#legend .seg-legend-item').length",
-                               arg=stem, timeout=RUN_TIMEOUT_MS)
+                               timeout=RUN_TIMEOUT_MS)
     else:
         page.wait_for_function("s => { const v = document.querySelector('#result-video video');"
                                " return v && v.src.includes(s + '_segmented'); }", arg=stem, timeout=RUN_TIMEOUT_MS)

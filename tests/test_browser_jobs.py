@@ -142,7 +142,7 @@ def test_the_original_always_plays(page, tmp_path, artifacts):
 
 
 @pytest.mark.parametrize("example", VIDEO_EXAMPLES, ids=lambda ex: ex.name)
-def test_every_video_example_plays(page, example, artifacts):
+def test_every_video_example_plays(example_results, page, example, artifacts):
     stem = Path(example.name).stem
     show_example(page, example.title, stem, photo=False)
     check_players(page, stem, original=example.mode != "side-by-side")
@@ -151,7 +151,7 @@ def test_every_video_example_plays(page, example, artifacts):
 
 
 @pytest.mark.parametrize("example", PHOTO_EXAMPLES, ids=lambda ex: ex.name)
-def test_every_photo_example_shows_both_sides(page, example, artifacts):
+def test_every_photo_example_shows_both_sides(example_results, page, example, artifacts):
     show_example(page, example.title, Path(example.name).stem, photo=True)
     check_slider(page)
 
