@@ -12,7 +12,7 @@ import json
 import os
 
 import pytest
-from browser_checks import axe_source, axe_violations
+from browser_checks import axe_source, axe_violations, run_and_wait
 from media import make_clip
 from test_browser import browser, camera_clip, page, server  # noqa: F401
 
@@ -89,3 +89,16 @@ def test_focus_stays_on_the_drop_zone_after_choosing_a_file(page, tmp_path):
     where = page.evaluate("() => [document.activeElement.tagName, document.activeElement.id,"
                           " document.querySelector('#upload').contains(document.activeElement)]")
     assert where[2], f"focus left the drop zone for {where}"
+
+
+def test_a_video_result_is_labelled_and_passes_the_audit(page, axe, tmp_path):
+    """With a video's result shown (players, legend, chart, downloads): no violations, and the chart
+    is named by what it shows (Gradio 6.31 names it "Vega visualization")."""
+    clip = make_clip(tmp_path / "chart.mp4", frames=10, size=(96, 64))
+    page.locator("#upload input[type=file]").set_input_files(str(clip))
+    run_and_wait(page, "chart")
+    page.wait_for_function("() => document.querySelectorAll('#timeline g.mark-line path').length")
+    name = page.locator("#timeline [role=graphics-document]").get_attribute("aria-label")
+    assert name.startswith("Classes over time") and "share of the frame (%) against time (s)" in name, name
+    found = axe_violations(page, axe)
+    assert not found, _report(found)

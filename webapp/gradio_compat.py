@@ -33,7 +33,8 @@ The app needs six things Gradio has no public API for:
   it): Tab is kept from that handler (stopped in the capture phase, not prevented); a drop zone that takes a file re-renders and drops the focus on
   the page: it goes back to the zone; the upload button's ``aria-label`` differs from its visible
   text (removed: the text names it); the empty image slider's ``div`` has an ``aria-label`` and no
-  role (given ``role="img"``). ``PAGE_JS`` is both scripts, for ``launch(js=...)``.
+  role (given ``role="img"``); a ``gr.LinePlot``'s chart is named "Vega visualization" (named by
+  its label and its axes: "Classes over time (...): share of the frame (%) against time (s)"). ``PAGE_JS`` is both scripts, for ``launch(js=...)``.
 
 ``tests/test_gradio_compat.py`` checks each of these against the installed Gradio: the private
 attributes exist with the expected signatures and the patch has its documented effect. On a
@@ -190,6 +191,13 @@ KEYBOARD_JS = """() => {
     }
     for (const e of document.querySelectorAll('.upload-container[aria-label]')) e.removeAttribute('aria-label');
     for (const e of document.querySelectorAll('.empty[aria-label]:not([role])')) e.setAttribute('role', 'img');
+    for (const chart of document.querySelectorAll('.block[id] [role=graphics-document]')) {
+      const label = chart.closest('.block[id]').querySelector('[data-testid=block-label], [data-testid=block-info]');
+      const axes = [...chart.querySelectorAll('[aria-roledescription=axis]')]
+        .map(a => (a.getAttribute('aria-label') || '').match(/titled '([^']+)'/)).filter(Boolean).map(m => m[1]);
+      const name = label && label.textContent.trim() + (axes.length === 2 ? `: ${axes[1]} against ${axes[0]}` : '');
+      if (name && chart.getAttribute('aria-label') !== name) chart.setAttribute('aria-label', name);
+    }
   };
   new MutationObserver(fix).observe(document.body, {childList: true, subtree: true});
   fix();
