@@ -64,22 +64,3 @@ def artifacts() -> Path:
     d.mkdir(exist_ok=True)
     return d
 
-
-@pytest.fixture(scope="session")
-def example_results(shared_models, shared_videos, shared_images, tmp_path_factory) -> None:
-    """Every example's result in the app's cache (``.gradio/cached_examples/<hash of the code>``,
-    shared by every app the tests start): an app warms it once and stops; a later call of the
-    same code finds it there. The browser tests then show cached results, in any engine."""
-    import time
-
-    from app_server import start_app, stop_app
-
-    srv = start_app(tmp_path_factory.mktemp("examples") / "app.log", SEGMENTATION_WARM_EXAMPLES="1")
-    try:
-        deadline = time.monotonic() + 1200
-        while "Example results are cached." not in srv.log():
-            assert srv.process.poll() is None and time.monotonic() < deadline, srv.log()[-3000:]
-            time.sleep(1)
-        assert "Could not compute the result of example" not in srv.log(), srv.log()[-3000:]
-    finally:
-        stop_app(srv.process)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_checks import (PHOTO_EXAMPLES, VIDEO_EXAMPLES, check_players, check_plays_to_end, check_slider, clips,
-                            drop, person_clip, show_example)
+from browser_checks import (check_players, check_plays_to_end, check_slider, clips,
+                            drop, person_clip)
 from test_browser import RUN_TIMEOUT_MS, _legend, _upload, browser, camera_clip, page, server  # noqa: F401
 
 pw = pytest.importorskip("playwright.sync_api")
@@ -139,21 +139,6 @@ def test_the_original_always_plays(page, tmp_path, artifacts):
         _run_video(page, clip.stem)
         check_players(page, clip.stem, copied=copied)
         check_plays_to_end(page, clip.stem)
-
-
-@pytest.mark.parametrize("example", VIDEO_EXAMPLES, ids=lambda ex: ex.name)
-def test_every_video_example_plays(example_results, page, example, artifacts):
-    stem = Path(example.name).stem
-    show_example(page, example.title, stem, photo=False)
-    check_players(page, stem, original=example.mode != "side-by-side")
-    check_plays_to_end(page, stem)
-    page.screenshot(path=str(artifacts / f"browser_example_{stem}.png"), full_page=True)
-
-
-@pytest.mark.parametrize("example", PHOTO_EXAMPLES, ids=lambda ex: ex.name)
-def test_every_photo_example_shows_both_sides(example_results, page, example, artifacts):
-    show_example(page, example.title, Path(example.name).stem, photo=True)
-    check_slider(page)
 
 
 def test_api_refuses_a_server_file_with_a_sentence(server):

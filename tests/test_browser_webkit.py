@@ -4,7 +4,8 @@ Debian's ``webkit2gtk-driver`` (``WebKitWebDriver``) drives the ``MiniBrowser`` 
 WebKitGTK 4.1 package installs (started with ``--automation``), through Selenium, on an Xvfb
 display this module starts itself. Its media stack is GStreamer (``gstreamer1.0-libav`` for H.264,
 ``gstreamer1.0-plugins-good`` for MP4/Matroska), not Safari's. One app server and one browser
-serve the whole module; the checks are ``browser_checks``'s, the same the Chromium tests run.
+serve the whole module; the checks are ``browser_checks``'s, the same the Chromium tests run
+(the examples, in both engines: ``test_browser_examples``).
 
 Missing pieces skip these tests on a developer machine and fail them under CI=true (``.ci/run``
 installs them). Screenshots land in ``artifacts/webkit_*.png``.
@@ -23,9 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from app_server import start_app, stop_app
-from browser_checks import (PHOTO_EXAMPLES, VIDEO_EXAMPLES, check_checkerboard, check_players,
-                            check_plays_to_end, check_slider, clips, downloads, drop, person_clip, run_and_wait,
-                            show_example, transparent_spot)
+from browser_checks import (check_checkerboard, check_players, check_plays_to_end, check_slider, clips, downloads,
+                            drop, person_clip, run_and_wait, transparent_spot)
 from PIL import Image
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -133,22 +133,6 @@ def test_it_is_webkit_with_h264(page):
     ua = page.evaluate("() => navigator.userAgent")
     assert "AppleWebKit" in ua and "Chrome" not in ua, ua
     assert page.evaluate("() => document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.42E01E\"')")
-
-
-@pytest.mark.parametrize("example", VIDEO_EXAMPLES, ids=lambda ex: ex.name)
-def test_every_video_example_plays(example_results, page, example, artifacts):
-    stem = Path(example.name).stem
-    show_example(page, example.title, stem, photo=False)
-    check_players(page, stem, original=example.mode != "side-by-side")
-    check_plays_to_end(page, stem)
-    page.screenshot(artifacts / f"webkit_example_{stem}.png")
-
-
-@pytest.mark.parametrize("example", PHOTO_EXAMPLES, ids=lambda ex: ex.name)
-def test_every_photo_example_shows_both_sides(example_results, page, example, artifacts):
-    show_example(page, example.title, Path(example.name).stem, photo=True)
-    check_slider(page)
-    page.screenshot(artifacts / f"webkit_example_{Path(example.name).stem}.png")
 
 
 def test_every_kind_of_clip_plays(page, tmp_path, artifacts):
