@@ -35,7 +35,7 @@ from segmentation.pipeline import SPEEDS
 from webapp import examples as example_files
 from webapp.checks import class_names, model_choices
 from webapp.context import AppContext, setup_logging
-from webapp.gradio_compat import (REPLACE_ON_DROP_JS, accept_missing_inputs, compute_example,
+from webapp.gradio_compat import (PAGE_JS, accept_missing_inputs, compute_example,
                                   explain_refused_paths, pass_upload_path)
 from webapp.handlers import Handlers
 from webapp.live import LIVE_INTERVAL
@@ -313,7 +313,7 @@ def main() -> None:
     demo, tables = build_app(context, example_files.ensure_examples())
     context.store.start_sweeper()
     limits = context.limits
-    demo.launch(max_file_size=limits.max_upload_bytes, css=PAGE_CSS, js=REPLACE_ON_DROP_JS,
+    demo.launch(max_file_size=limits.max_upload_bytes, css=PAGE_CSS, js=PAGE_JS,
                 prevent_thread_lock=True,
                 allowed_paths=[str(example_files.EXAMPLES_DIR), str(example_files.POSTERS_DIR)],
                 # Gradio's running events: every admitted photo/video handler, the live streams, the rest

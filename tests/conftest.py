@@ -63,3 +63,4 @@ def artifacts() -> Path:
     d = ROOT / "artifacts"
     d.mkdir(exist_ok=True)
     return d
+

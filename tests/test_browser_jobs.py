@@ -6,59 +6,22 @@ checkerboard in every engine (an H.264 preview). Fixtures (server, browser, page
 
 from __future__ import annotations
 
-import base64
-import mimetypes
 import re
 from pathlib import Path
 
-import av
 import httpx
 import pytest
-from media import make_clip
+from browser_checks import (check_players, check_plays_to_end, check_slider, clips,
+                            drop, person_clip)
 from test_browser import RUN_TIMEOUT_MS, _legend, _upload, browser, camera_clip, page, server  # noqa: F401
 
 pw = pytest.importorskip("playwright.sync_api")
 
-PLAYERS_READY = """async () => {
-    const out = [];
-    for (const id of ['original-video', 'result-video']) {
-        const v = document.querySelector(`#${id} video`);
-        if (!v) { out.push(null); continue; }
-        v.muted = true;
-        for (let i = 0; i < 100 && v.readyState < 2 && !v.error; i++) await new Promise(r => setTimeout(r, 100));
-        out.push({src: v.src, ready: v.readyState, duration: v.duration, error: v.error && v.error.code});
-    }
-    return out;
-}"""
-
-
 def _person_clip(path: Path, start: int, frames: int, shared_videos: Path) -> Path:
-    """``frames`` frames of the person video from ``start``, 160x120 at 10 fps (H.264 MP4)."""
-    with av.open(str(shared_videos / "one-by-one-person-detection.mp4")) as src, av.open(str(path), "w") as dst:
-        s = dst.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt, s.options = 160, 120, "yuv420p", {"preset": "ultrafast"}
-        for i, f in enumerate(src.decode(video=0)):
-            if i >= start + frames:
-                break
-            if i >= start:
-                dst.mux(s.encode(f.reformat(width=160, height=120, format="yuv420p")))
-        dst.mux(s.encode(None))
-    return path
+    return person_clip(path, start, frames, shared_videos)
 
 
-def _drop(page, path: Path) -> None:
-    """Drop ``path`` on the drop zone as a visitor drags a file onto it (filled or not)."""
-    page.evaluate("""([name, b64, type]) => {
-        const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
-        const dt = new DataTransfer();
-        dt.items.add(new File([bytes], name, {type}));  // the type a browser gives a dragged file
-        const zone = document.querySelector('#upload');
-        const target = zone.querySelector('button, table, label') || zone;
-        for (const type of ['dragenter', 'dragover', 'drop'])
-            target.dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: dt}));
-    }""", [path.name, base64.b64encode(path.read_bytes()).decode("ascii"), mimetypes.guess_type(path.name)[0]])
-    page.wait_for_function("n => { const t = document.querySelector('#upload').innerText;"
-                           " return t.includes(n) && t.includes('⇣'); }", arg=path.stem)  # uploaded
+_drop = drop
 
 
 def _run_video(page, stem: str) -> None:
@@ -161,40 +124,21 @@ def test_stop_says_stopped(page, shared_videos, artifacts):
     page.screenshot(path=str(artifacts / "browser_stopped.png"), full_page=True)
 
 
-def _players_play(page, stem: str, copied: bool) -> None:
-    original, result = page.evaluate(PLAYERS_READY)
-    for p in (original, result):
-        assert p and p["ready"] >= 2 and p["error"] is None, (stem, original, result)
-        assert p["duration"] and 0 < p["duration"] < 1e9, (stem, p)
-    assert (f"{stem}_original.mp4" in original["src"]) == copied, (stem, original["src"])
-
-
 def test_the_original_always_plays(page, tmp_path, artifacts):
     page.get_by_label("mask").check()
     page.get_by_text("Classroom (video)").first.click()
     # the example's own (cached) result first, then a run of this page
     page.wait_for_function("() => { const v = document.querySelector('#result-video video');"
                            " return v && v.src.includes('classroom_segmented'); }", timeout=RUN_TIMEOUT_MS)
-    _players_play(page, "classroom", copied=True)
+    check_players(page, "classroom", copied=True)
     _run_video(page, "classroom")
-    _players_play(page, "classroom", copied=True)  # a GIF: the browser gets an H.264 copy
+    check_players(page, "classroom", copied=True)  # a GIF: the browser gets an H.264 copy
     page.screenshot(path=str(artifacts / "browser_gif_original.png"), full_page=True)
-    clips = [make_clip(tmp_path / "mpeg4.avi", frames=8, codec="mpeg4", size=(96, 64),
-                       options={}),
-             make_clip(tmp_path / "h264.mkv", frames=8, size=(96, 64),
-                       audio="aac"),
-             make_clip(tmp_path / "tenbit.mp4", frames=8, size=(96, 64),
-                       pix_fmt="yuv420p10le"),
-             make_clip(tmp_path / "full.mp4", frames=8, size=(96, 64),
-                       pix_fmt="yuv444p")]
-    for clip in clips:
+    for clip, copied in clips(tmp_path):  # the same clips as tests/test_browser_webkit.py
         _drop(page, clip)
         _run_video(page, clip.stem)
-        _players_play(page, clip.stem, copied=True)
-    plain = make_clip(tmp_path / "plain.mp4", frames=8, size=(96, 64))
-    _drop(page, plain)
-    _run_video(page, "plain")
-    _players_play(page, "plain", copied=False)  # H.264 yuv420p MP4: shown as it is
+        check_players(page, clip.stem, copied=copied)
+        check_plays_to_end(page, clip.stem)
 
 
 def test_api_refuses_a_server_file_with_a_sentence(server):

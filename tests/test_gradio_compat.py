@@ -235,3 +235,14 @@ def test_lazy_example_is_computed_once(tmp_path, monkeypatch):
     compute_example(table, 1)
     compute_example(table, 1)
     assert calls == ["b"]
+
+
+def test_the_page_script_runs_both_fixes():
+    """PAGE_JS (launch(js=...)) runs the drop-to-replace script and the keyboard fixes; the selectors
+    KEYBOARD_JS relies on are Gradio 6.31's (checked in the page by tests/test_browser_a11y.py)."""
+    from webapp.gradio_compat import KEYBOARD_JS, PAGE_JS
+
+    assert REPLACE_ON_DROP_JS in PAGE_JS and KEYBOARD_JS in PAGE_JS
+    for selector in ("input[type=radio]", ".upload-container[aria-label]", ".empty[aria-label]",
+                     "input[role=combobox]"):
+        assert selector in KEYBOARD_JS, selector

@@ -11,7 +11,8 @@ from media import ROOT, make_clip, video_times
 from PIL import Image
 
 from segmentation.video import VideoSink
-from webapp.previews import (CHECKER_DARK, CHECKER_LIGHT, checkerboard_copy, playable_copy, plays_in_browsers)
+from webapp.previews import (CHECKER_DARK, CHECKER_LIGHT, MAX_START, checkerboard_copy, playable_copy,
+                             plays_in_browsers)
 
 # name, codec, pixel format, container: what the page's players cannot show as it is
 NOT_PLAYABLE = [
@@ -83,3 +84,15 @@ def test_transparent_result_over_a_checkerboard(tmp_path):
     assert right.min() > CHECKER_DARK - 30, "the transparent part is black, not the checkerboard"
     squares = right[2:6, 2:6].mean(), right[10:14, 2:6].mean()  # two neighbouring 8 px squares
     assert abs(squares[0] - squares[1]) > 0.6 * (CHECKER_LIGHT - CHECKER_DARK), squares
+
+
+def test_a_clip_starting_late_gets_a_copy_starting_at_zero(tmp_path):
+    """A clip cut out of a longer one with its timestamps kept (first frame at 30 s): Chromium plays
+    it, WebKit's GStreamer player refuses it (tests/test_browser_webkit.py found this)."""
+    src = make_clip(tmp_path / "late.mp4", frames=5, pts=[750 + i for i in range(5)])  # 1/25 s units
+    assert not plays_in_browsers(src)
+    copy = playable_copy(src, tmp_path / "late_original.mp4")
+    with av.open(str(copy)) as c:
+        v = c.streams.video[0]
+        assert float((v.start_time or 0) * v.time_base) <= MAX_START
+    assert plays_in_browsers(copy)

@@ -25,6 +25,16 @@ The app needs six things Gradio has no public API for:
 * ``REPLACE_ON_DROP_JS``: the page's script (``launch(js=...)``) that lets a file dropped on a
   filled drop zone replace the one there (Gradio 6.31's filled ``gr.File`` ignores a drop): it
   presses the zone's Clear button, then drops the file on the empty zone's ``.upload-container``.
+* ``KEYBOARD_JS``: keyboard and screen-reader fixes Gradio 6.31's markup needs (WCAG 2 A/AA, found
+  by the axe-core audit and the keyboard tests in ``tests/test_browser_a11y.py``): a ``gr.Radio``'s
+  inputs each get their own ``name`` (so arrows do not move within the group, and each choice is a
+  Tab stop): they get one shared name; Tab out of an open dropdown leaves its list open (the
+  dropdown's keydown handler, async, reopens the list on any key but Escape after the blur closed
+  it): Tab is kept from that handler (stopped in the capture phase, not prevented); a drop zone that takes a file re-renders and drops the focus on
+  the page: it goes back to the zone; the upload button's ``aria-label`` differs from its visible
+  text (removed: the text names it); the empty image slider's ``div`` has an ``aria-label`` and no
+  role (given ``role="img"``); a ``gr.LinePlot``'s chart is named "Vega visualization" (named by
+  its label and its axes: "Classes over time (...): share of the frame (%) against time (s)"). ``PAGE_JS`` is both scripts, for ``launch(js=...)``.
 
 ``tests/test_gradio_compat.py`` checks each of these against the installed Gradio: the private
 attributes exist with the expected signatures and the patch has its documented effect. On a
@@ -171,6 +181,50 @@ REPLACE_ON_DROP_JS = """() => {
     target.dispatchEvent(new DragEvent('drop', {bubbles: true, cancelable: true, dataTransfer: dt}));
   }, true);
 }"""
+
+
+KEYBOARD_JS = """() => {
+  const fix = () => {
+    for (const group of document.querySelectorAll('.block[id]')) {
+      const radios = group.querySelectorAll('input[type=radio]');
+      for (const r of radios) if (r.name !== group.id + '-choice') r.name = group.id + '-choice';
+    }
+    for (const e of document.querySelectorAll('.upload-container[aria-label]')) e.removeAttribute('aria-label');
+    for (const e of document.querySelectorAll('.empty[aria-label]:not([role])')) e.setAttribute('role', 'img');
+    for (const chart of document.querySelectorAll('.block[id] [role=graphics-document]')) {
+      const label = chart.closest('.block[id]').querySelector('[data-testid=block-label], [data-testid=block-info]');
+      const axes = [...chart.querySelectorAll('[aria-roledescription=axis]')]
+        .map(a => (a.getAttribute('aria-label') || '').match(/titled '([^']+)'/)).filter(Boolean).map(m => m[1]);
+      const name = label && label.textContent.trim() + (axes.length === 2 ? `: ${axes[1]} against ${axes[0]}` : '');
+      if (name && chart.getAttribute('aria-label') !== name) chart.setAttribute('aria-label', name);
+    }
+  };
+  new MutationObserver(fix).observe(document.body, {childList: true, subtree: true});
+  fix();
+  document.addEventListener('keydown', e => {
+    if (e.key !== 'Tab' || !e.target.closest) return;
+    // Gradio's own keydown handler reopens the list on any key but Escape, after the blur that
+    // closed it: Tab does not reach it (the browser still moves the focus)
+    if (e.target.matches('input[role=combobox]')) e.stopPropagation();
+  }, true);
+  let zone = null, since = 0;  // the drop zone the visitor last used, and when
+  document.addEventListener('focusin', e => {
+    const z = e.target.closest && e.target.closest('[id] .upload-container, [id] input[type=file]');
+    if (z) { zone = z.closest('.block[id]'); since = Date.now(); }
+  }, true);
+  document.addEventListener('change', e => {
+    if (e.target.matches && e.target.matches('input[type=file]')) {
+      zone = e.target.closest('.block[id]'); since = Date.now();
+    }
+  }, true);
+  new MutationObserver(() => {
+    if (!zone || Date.now() - since > 10000 || document.activeElement !== document.body) return;
+    const target = zone.querySelector('button, [tabindex="0"], a[href], input:not([type=file])');
+    if (target) target.focus();
+  }).observe(document.body, {childList: true, subtree: true});
+}"""
+
+PAGE_JS = "() => { (" + REPLACE_ON_DROP_JS + ")(); (" + KEYBOARD_JS + ")(); }"
 
 
 # -- examples -------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 * ``plays_in_browsers``: whether a video file plays in a ``<video>`` element of every current
   browser as it is: H.264, VP8, VP9 or AV1 in MP4 (or WebM, for the VP codecs and AV1), 8-bit
   4:2:0 (``yuv420p``), with AAC / MP3 (MP4) or Opus / Vorbis (WebM) audio or none. A GIF, an AVI,
-  an MKV, a QuickTime file with ProRes or HEVC, WMV, FLV, 10-bit or 4:4:4 H.264 is not.
+  an MKV, a QuickTime file with ProRes or HEVC, WMV, FLV, 10-bit or 4:4:4 H.264 is not, nor is a
+  video whose first frame comes later than ``MAX_START`` (a clip cut out of a longer one keeping its
+  timestamps: WebKit's GStreamer player refuses it, MEDIA_ERR_SRC_NOT_SUPPORTED).
 * ``playable_copy``: such a file re-encoded as H.264 ``yuv420p`` MP4 with the index at the front
   (faststart), each frame at its own time, the audio kept (copied or re-encoded to AAC), with
   the library's ``VideoSink``; a fast x264 preset.
@@ -33,6 +35,7 @@ BROWSER_CODECS = {"mp4": {"h264", "vp9", "av1"}, "webm": {"vp8", "vp9", "av1"}}
 BROWSER_AUDIO = {"mp4": {"aac", "mp3"}, "webm": {"opus", "vorbis"}}
 BROWSER_PIXELS = {"yuv420p", "yuvj420p"}
 CHECKER_SQUARE = 8  # px, as the page's CSS checkerboard
+MAX_START = 0.1  # s: a video stream starting later is shown as a copy (starting at 0)
 CHECKER_LIGHT, CHECKER_DARK = 255, 204
 
 
@@ -61,6 +64,8 @@ def plays_in_browsers(path: str | Path) -> bool:
             codec = v.codec_context.name
             pix = v.codec_context.pix_fmt or (v.format.name if v.format else None)
             if codec not in BROWSER_CODECS[kind] or pix not in BROWSER_PIXELS:
+                return False
+            if v.start_time is not None and v.time_base and float(v.start_time * v.time_base) > MAX_START:
                 return False
             return all(a.codec_context.name in BROWSER_AUDIO[kind] for a in c.streams.audio)
     except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError):
