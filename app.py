@@ -179,8 +179,7 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                    [live_out, live_stats, session, live_timer], stream_every=LIVE_INTERVAL, time_limit=limits.live_seconds,
                    concurrency_id="live", concurrency_limit=limits.live_concurrency, api_visibility="undocumented",
                    api_name="live", show_progress="hidden")
-        live_timer.tick(on.live_idle, session, [live_stats, live_timer], queue=False, show_progress="hidden",
-                        api_visibility="private")  # no "0.0s" over the status line twice a second
+        live_timer.tick(on.live_idle, session, [live_stats, live_timer], queue=False, api_visibility="private")
         upload.change(on.pick_source, upload, [still, pick_at, pick_status], show_progress="hidden",
                       api_visibility="private")
         webcam_photo.change(on.pick_webcam, webcam_photo, [still, pick_at, pick_status], queue=False,
