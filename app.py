@@ -229,8 +229,9 @@ def _examples_table(examples, upload, settings, outputs, on) -> gr.helpers.Examp
     model, mode, alpha, speed, classes = settings
     posters = example_files.POSTERS_DIR
     # hidden, but rendered: every component an event sets must be in the page's config (gradio_client)
-    poster = gr.Image(type="filepath", label="Example", visible=False)
-    title = gr.Textbox(label="Title", visible=False)
+    poster = gr.Image(type="filepath", label="Thumbnail", visible=False)
+    title = gr.Textbox(label="Example", visible=False)
+    sets = gr.Textbox(label="Settings it sets", visible=False)
     rows = []
     for ex, path in examples:
         try:
@@ -238,11 +239,12 @@ def _examples_table(examples, upload, settings, outputs, on) -> gr.helpers.Examp
         except Exception:  # no thumbnail: the row still works
             log.exception("No thumbnail for example %s", ex.name)
             thumb = None
-        rows.append([thumb, ex.title, str(path), ex.model, ex.mode, ex.alpha, ex.speed, []])
-    inputs = [poster, title, upload, model, mode, alpha, speed, classes]
+        # the settings in a few words (short model ids): three narrow columns fit a phone's width
+        rows.append([thumb, ex.title, ex.short_settings(), str(path), ex.model, ex.mode, ex.alpha, ex.speed, []])
+    inputs = [poster, title, sets, upload, model, mode, alpha, speed, classes]
     table = gr.Examples(rows, inputs, outputs, fn=on.run_example, cache_examples=True, cache_mode="lazy",
                         label="Examples (each sets the model, output and speed that suit it)",
-                        visible_columns=[0, 1, 3, 4, 6], examples_per_page=len(rows), elem_id="examples")
+                        visible_columns=[0, 1, 2], examples_per_page=len(rows), elem_id="examples")
     note = gr.Markdown("", elem_id="example-settings")
     lines = [ex.settings_line() for ex, _ in examples]
     table.dataset.click(lambda chosen: f"**Example settings:** {lines[chosen[0]]} (see *Settings*; "

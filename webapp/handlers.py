@@ -194,7 +194,7 @@ class Handlers:
         yield (*result, views.status_html(), gr.update(interactive=False))
 
     @user_errors
-    async def run_example(self, poster, title, upload, model_id, mode, alpha, speed, classes=None):
+    async def run_example(self, poster, title, sets, upload, model_id, mode, alpha, speed, classes=None):
         """An example row (computed once for everyone, then served from Gradio's cache; no visitor's
         count); long examples are trimmed."""
         return await self._run(None, upload, None, "upload", model_id, mode, alpha, speed, [], None, trim=True)
