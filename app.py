@@ -171,8 +171,7 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                    [live_out, live_stats, session, live_timer], stream_every=LIVE_INTERVAL, time_limit=limits.live_seconds,
                    concurrency_id="live", concurrency_limit=limits.live_concurrency, api_visibility="undocumented",
                    api_name="live", show_progress="hidden")
-        live_timer.tick(on.live_idle, session, [live_stats, live_timer], queue=False, show_progress="hidden",
-                        api_visibility="private")  # no "0.0s" over the status line twice a second
+        live_timer.tick(on.live_idle, session, [live_stats, live_timer], queue=False, api_visibility="private")
         upload.change(on.pick_source, upload, [still, pick_at, pick_status], show_progress="hidden",
                       api_visibility="private")
         webcam_photo.change(on.pick_webcam, webcam_photo, [still, pick_at, pick_status], queue=False,
@@ -222,8 +221,9 @@ def _examples_table(examples, upload, settings, outputs, on) -> gr.helpers.Examp
     model, mode, alpha, speed, classes = settings
     posters = example_files.POSTERS_DIR
     # hidden, but rendered: every component an event sets must be in the page's config (gradio_client)
-    poster = gr.Image(type="filepath", label="Example", visible=False)
-    title = gr.Textbox(label="Title", visible=False)
+    poster = gr.Image(type="filepath", label="Thumbnail", visible=False)
+    title = gr.Textbox(label="Example", visible=False)
+    sets = gr.Textbox(label="Settings it sets", visible=False)
     rows = []
     for ex, path in examples:
         try:
@@ -231,11 +231,12 @@ def _examples_table(examples, upload, settings, outputs, on) -> gr.helpers.Examp
         except Exception:  # no thumbnail: the row still works
             log.exception("No thumbnail for example %s", ex.name)
             thumb = None
-        rows.append([thumb, ex.title, str(path), ex.model, ex.mode, ex.alpha, ex.speed, []])
-    inputs = [poster, title, upload, model, mode, alpha, speed, classes]
+        # the settings in a few words (short model ids): three narrow columns fit a phone's width
+        rows.append([thumb, ex.title, ex.short_settings(), str(path), ex.model, ex.mode, ex.alpha, ex.speed, []])
+    inputs = [poster, title, sets, upload, model, mode, alpha, speed, classes]
     table = gr.Examples(rows, inputs, outputs, fn=on.run_example, cache_examples=True, cache_mode="lazy",
                         label="Examples (each sets the model, output and speed that suit it)",
-                        visible_columns=[0, 1, 3, 4, 6], examples_per_page=len(rows), elem_id="examples")
+                        visible_columns=[0, 1, 2], examples_per_page=len(rows), elem_id="examples")
     note = gr.Markdown("", elem_id="example-settings")
     lines = [ex.settings_line() for ex, _ in examples]
     table.dataset.click(lambda chosen: f"**Example settings:** {lines[chosen[0]]} (see *Settings*; "

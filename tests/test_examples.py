@@ -58,6 +58,8 @@ def test_settings_line_says_what_an_example_sets():
     assert bird.settings_line() == "model deeplabv3-pascal, output overlay, opacity 0.5"
     lot = next(e for e in examples.EXAMPLES if e.name == "car-detection.mp4")
     assert lot.settings_line() == "model deeplab-cityscapes, output overlay, opacity 0.5, speed realtime"
+    assert lot.short_settings() == "deeplab-cityscapes · overlay · realtime"
+    assert bird.short_settings() == "deeplabv3-pascal · overlay"
 
 
 def test_posters_are_thumbnails_of_the_subject(available, tmp_path):

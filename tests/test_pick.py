@@ -37,3 +37,17 @@ def test_still_of_a_video_is_the_frame_at_the_time_asked(tmp_path):
     first, later = still_of(clip, 0.0), still_of(clip, 0.5)
     assert first.shape == later.shape == (48, 64, 3)
     assert not np.array_equal(first, later)
+
+
+def test_a_file_that_cannot_be_read_shows_no_still_and_no_toast(tmp_path):
+    from webapp.context import AppContext
+    from webapp.handlers import Handlers
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 100)
+    context = AppContext.from_env()
+    try:
+        still, slider, status = Handlers(context).pick_source(str(bad))
+    finally:
+        context.close()
+    assert still["visible"] is False and slider["visible"] is False and status == ""

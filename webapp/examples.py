@@ -75,6 +75,11 @@ class ExampleFile:
             text += f", speed {self.speed}"
         return text
 
+    def short_settings(self) -> str:
+        """The settings in a few words, for the example's row: "deeplab-cityscapes · overlay · realtime"."""
+        parts = [self.model, self.mode] + ([] if self.name.endswith(PHOTO_SUFFIXES) else [self.speed])
+        return " · ".join(parts)
+
 
 PHOTO_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".webp")
 

@@ -194,7 +194,7 @@ class Handlers:
         yield (*result, views.status_html(), gr.update(interactive=False))
 
     @user_errors
-    async def run_example(self, poster, title, upload, model_id, mode, alpha, speed, classes=None):
+    async def run_example(self, poster, title, sets, upload, model_id, mode, alpha, speed, classes=None):
         """An example row (computed once for everyone, then served from Gradio's cache; no visitor's
         count); long examples are trimmed."""
         return await self._run(None, upload, None, "upload", model_id, mode, alpha, speed, [], None, trim=True)
@@ -282,13 +282,21 @@ class Handlers:
     # -- pick by pointing (webapp.pick) --------------------------------------------------------
     PICK_HINT = "Click on the picture to add the class under the pointer; click it again to remove it."
 
-    @user_errors
     def pick_source(self, upload):
         """A new file: its still to point at (a photo, or a video's first frame, with a slider for
-        the frame's time), or nothing."""
+        the frame's time), or nothing. A file that cannot be read shows no still and no message
+        here: Run says what is wrong with it, under the Run button."""
         hidden = gr.update(value=None, visible=False)
         if not upload:
             return hidden, gr.update(value=0, visible=False), ""
+        try:
+            return self._pick_source(upload)
+        except Exception as exc:  # the file's own fault, or ours: logged, and Run tells the user
+            if not isinstance(exc, (gr.Error, SegmentationError)):
+                log.warning("No still to pick from for %s: %s", upload, exc)
+            return hidden, gr.update(value=0, visible=False), ""
+
+    def _pick_source(self, upload):
         limits = self.context.limits
         path = check_upload(upload, limits)
         if sniff_kind(path) == "image":
