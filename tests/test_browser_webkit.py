@@ -114,6 +114,19 @@ def webkit():
         except subprocess.TimeoutExpired:
             xvfb.kill()
             xvfb.wait()
+        _no_leftovers()
+
+
+def _no_leftovers(names=("WebKitWebDriver", "MiniBrowser", "WebKitWebProcess", "WebKitNetworkProcess",
+                         "WebKitGPUProcess", "Xvfb")) -> None:
+    """Nothing this test process started for WebKit outlives the module (any left is killed)."""
+    import psutil
+
+    time.sleep(1)
+    left = [p for p in psutil.Process().children(recursive=True) if p.is_running() and p.name() in names]
+    for p in left:
+        p.kill()
+    assert not left, f"processes left after the WebKit module: {[(p.pid, p.name()) for p in left]}"
 
 
 @pytest.fixture(scope="module")
