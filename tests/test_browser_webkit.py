@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from app_server import start_app, stop_app
-from browser_checks import (check_checkerboard, check_players, check_plays_to_end, check_slider, clips, downloads,
-                            drop, person_clip, run_and_wait, transparent_spot)
+from browser_checks import (axe_source, axe_violations, check_checkerboard, check_players, check_plays_to_end,
+                            check_slider, clips, downloads, drop, person_clip, run_and_wait, transparent_spot)
 from PIL import Image
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -140,6 +140,14 @@ def server(shared_models, shared_videos, shared_images, tmp_path_factory):
 def page(webkit, server):
     webkit.goto(server.url)
     return webkit
+
+
+def test_no_axe_violations_in_webkit(page):
+    """The accessibility audit of tests/test_browser_a11y.py, in WebKit's rendering (desktop size)."""
+    source = axe_source()
+    _need(source is not None, "axe-core is unavailable (npm missing or the registry unreachable)")
+    found = axe_violations(page, source)
+    assert not found, [(v["id"], [n["target"] for n in v["nodes"]]) for v in found]
 
 
 def test_it_is_webkit_with_h264(page):
