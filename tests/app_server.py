@@ -49,6 +49,9 @@ def start_app(log_path: Path, timeout: float = 90.0, **env_overrides: str | None
         "SEGMENTATION_WEIGHTS": env.get("SEGMENTATION_WEIGHTS", str(SHARED / "models")),
         "SEGMENTATION_EXAMPLES_SOURCE": os.pathsep.join([str(SHARED / "videos"), str(SHARED / "images")]),
         "SEGMENTATION_WARM_EXAMPLES": "0",  # keep the CPU for the test itself
+        # each server its own example results: a cached result names files in the temp folder of
+        # the app that computed it, which that app deletes when it stops
+        "GRADIO_EXAMPLES_CACHE": str(log_path.parent / "cached_examples"),
         "PYTHONUNBUFFERED": "1",
     })
     for key, value in env_overrides.items():

@@ -113,10 +113,10 @@ def run_and_wait(page, stem: str, kind: str = "video") -> None:
     page.evaluate("() => document.querySelector('#run').click()")
     page.wait_for_function("() => !document.querySelector('#result-video video')"
                            " && !document.querySelector('#legend .seg-legend-item')")
-    page.wait_for_function("([stem, kind]) => kind === 'video'"
-                           " ? (document.querySelector('#result-video video') || {src: ''}).src.includes(stem + '_segmented')"
-                           " : !!document.querySelector('#legend .seg-legend-item')"
-                           " || !!document.querySelector('#job-status .seg-status-error')",
+    page.wait_for_function("([stem, kind]) => { const v = document.querySelector('#result-video video');"
+                           " const done = kind === 'video' ? !!v && v.src.includes(stem + '_segmented')"
+                           " : !!document.querySelector('#legend .seg-legend-item');"
+                           " return done || !!document.querySelector('#job-status .seg-status-error'); }",
                            arg=[stem, kind], timeout=RUN_TIMEOUT_MS)
     error = page.evaluate("() => (document.querySelector('#job-status .seg-status-error') || {}).innerText")
     assert not error, error

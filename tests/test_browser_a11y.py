@@ -37,9 +37,10 @@ def _report(violations: list[dict]) -> str:
     return json.dumps([{k: v[k] for k in ("id", "help", "nodes")} for v in violations], indent=1)[:6000]
 
 
-@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_no_axe_violations(browser, server, axe, size, artifacts):  # noqa: F811
-    ctx = browser.new_context(viewport=size, is_mobile=size is PHONE, has_touch=size is PHONE)
+@pytest.mark.parametrize("size,scheme", [(DESKTOP, "light"), (PHONE, "light"), (DESKTOP, "dark")],
+                         ids=["desktop", "phone", "desktop-dark"])
+def test_no_axe_violations(browser, server, axe, size, scheme, artifacts):  # noqa: F811
+    ctx = browser.new_context(viewport=size, is_mobile=size is PHONE, has_touch=size is PHONE, color_scheme=scheme)
     pg = ctx.new_page()
     pg.goto(server.url)
     pg.wait_for_selector("#run")
@@ -49,7 +50,8 @@ def test_no_axe_violations(browser, server, axe, size, artifacts):  # noqa: F811
     pg.get_by_label("blur-background", exact=True).check()
     pg.locator("#feather").wait_for()
     found += [v for v in axe_violations(pg, axe) if v["id"] not in {f["id"] for f in found}]
-    (artifacts / f"axe_{'phone' if size is PHONE else 'desktop'}.json").write_text(json.dumps(found, indent=1))
+    name = f"{'phone' if size is PHONE else 'desktop'}{'-dark' if scheme == 'dark' else ''}"
+    (artifacts / f"axe_{name}.json").write_text(json.dumps(found, indent=1))
     ctx.close()
     assert not found, _report(found)
 

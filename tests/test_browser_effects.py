@@ -16,6 +16,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
+from browser_checks import check_checkerboard
 from PIL import Image
 from test_browser import (RUN_TIMEOUT_MS, _choose_model, _legend, _upload, browser, camera_clip, page,  # noqa: F401
                           server)
@@ -273,24 +274,7 @@ def test_remove_background_video_is_a_transparent_webm(page, server, person_clip
     free = cv2.erode(back[f].astype(np.uint8), np.ones((33, 33), np.uint8)).astype(bool)  # 16 px clear around
     ys, xs = np.nonzero(free)
     assert len(ys), "no background area in the frame"
-    probe = {"t": (f + 0.5) / 10, "x": int(xs[len(xs) // 2]) - 16, "y": int(ys[len(ys) // 2]) - 16}
-    shown = page.evaluate("""async (p) => {
-        const v = document.querySelector('#result-video video');
-        v.muted = true;
-        for (let i = 0; i < 100 && v.readyState < 2; i++) await new Promise(r => setTimeout(r, 100));
-        v.currentTime = p.t;
-        await new Promise(r => v.addEventListener('seeked', r, {once: true}));
-        const c = document.createElement('canvas');
-        c.width = v.videoWidth; c.height = v.videoHeight;
-        const g = c.getContext('2d');
-        g.drawImage(v, 0, 0);
-        return [Array.from(g.getImageData(p.x, p.y, 32, 32).data), v.videoWidth, v.videoHeight];
-    }""", probe)
-    assert shown[1:] == [768, 432], shown[1:]
-    patch = np.asarray(shown[0], np.uint8).reshape(32, 32, 4)[..., :3].astype(int)
-    assert patch.min() > 150, f"the transparent area is dark (min {patch.min()}), not a checkerboard"
-    grey = patch.mean(axis=2)
-    assert grey.max() - grey.min() > 30, "no light and dark squares where the picture is transparent"
+    check_checkerboard(page, (f + 0.5) / 10, int(xs[len(xs) // 2]) - 16, int(ys[len(ys) // 2]) - 16, (768, 432))
     page.locator("#result-video").scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "browser_remove_video.png"), full_page=True)
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from app_server import start_app, stop_app
-from browser_checks import (check_checkerboard, check_players, check_plays_to_end, check_slider, clips, downloads,
-                            drop, person_clip, run_and_wait, transparent_spot)
+from browser_checks import (axe_source, axe_violations, check_checkerboard, check_players, check_plays_to_end,
+                            check_slider, clips, downloads, drop, person_clip, run_and_wait, transparent_spot)
 from PIL import Image
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -114,6 +114,19 @@ def webkit():
         except subprocess.TimeoutExpired:
             xvfb.kill()
             xvfb.wait()
+        _no_leftovers()
+
+
+def _no_leftovers(names=("WebKitWebDriver", "MiniBrowser", "WebKitWebProcess", "WebKitNetworkProcess",
+                         "WebKitGPUProcess", "Xvfb")) -> None:
+    """Nothing this test process started for WebKit outlives the module (any left is killed)."""
+    import psutil
+
+    time.sleep(1)
+    left = [p for p in psutil.Process().children(recursive=True) if p.is_running() and p.name() in names]
+    for p in left:
+        p.kill()
+    assert not left, f"processes left after the WebKit module: {[(p.pid, p.name()) for p in left]}"
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +140,14 @@ def server(shared_models, shared_videos, shared_images, tmp_path_factory):
 def page(webkit, server):
     webkit.goto(server.url)
     return webkit
+
+
+def test_no_axe_violations_in_webkit(page):
+    """The accessibility audit of tests/test_browser_a11y.py, in WebKit's rendering (desktop size)."""
+    source = axe_source()
+    _need(source is not None, "axe-core is unavailable (npm missing or the registry unreachable)")
+    found = axe_violations(page, source)
+    assert not found, [(v["id"], [n["target"] for n in v["nodes"]]) for v in found]
 
 
 def test_it_is_webkit_with_h264(page):

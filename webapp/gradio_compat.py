@@ -1,6 +1,6 @@
 """Every use of Gradio's private parts, in one place, pinned to one Gradio version.
 
-The app needs six things Gradio has no public API for:
+The app needs seven things Gradio has no public API for:
 
 * ``pass_upload_path``: a ``gr.File`` whose jobs get the uploaded file's path and nothing more.
   Gradio 6.31's ``File._process_single_file`` opens an unused ``NamedTemporaryFile(delete=False)``
@@ -26,15 +26,19 @@ The app needs six things Gradio has no public API for:
   filled drop zone replace the one there (Gradio 6.31's filled ``gr.File`` ignores a drop): it
   presses the zone's Clear button, then drops the file on the empty zone's ``.upload-container``.
 * ``KEYBOARD_JS``: keyboard and screen-reader fixes Gradio 6.31's markup needs (WCAG 2 A/AA, found
-  by the axe-core audit and the keyboard tests in ``tests/test_browser_a11y.py``): a ``gr.Radio``'s
-  inputs each get their own ``name`` (so arrows do not move within the group, and each choice is a
-  Tab stop): they get one shared name; Tab out of an open dropdown leaves its list open (the
-  dropdown's keydown handler, async, reopens the list on any key but Escape after the blur closed
-  it): Tab is kept from that handler (stopped in the capture phase, not prevented); a drop zone that takes a file re-renders and drops the focus on
-  the page: it goes back to the zone; the upload button's ``aria-label`` differs from its visible
-  text (removed: the text names it); the empty image slider's ``div`` has an ``aria-label`` and no
-  role (given ``role="img"``); a ``gr.LinePlot``'s chart is named "Vega visualization" (named by
-  its label and its axes: "Classes over time (...): share of the frame (%) against time (s)"). ``PAGE_JS`` is both scripts, for ``launch(js=...)``.
+  by the axe-core audit and the keyboard tests in ``tests/test_browser_a11y.py``):
+  - a ``gr.Radio``'s inputs each have their own ``name``, so arrows do not move within the group
+    and each choice is a Tab stop: they get one shared name;
+  - Tab out of an open dropdown leaves its list open (its async keydown handler reopens the list
+    on any key but Escape, after the blur closed it): Tab is kept from that handler (stopped in
+    the capture phase, not prevented, so the focus still moves);
+  - a drop zone that takes a file re-renders and leaves the focus on the page: it goes back to
+    the zone;
+  - the upload button's ``aria-label`` differs from its visible text: removed (the text names it);
+  - the empty image slider's ``div`` has an ``aria-label`` and no role: given ``role="img"``;
+  - a ``gr.LinePlot``'s chart is named "Vega visualization": named by its label and its axes
+    ("Classes over time (...): share of the frame (%) against time (s)").
+  ``PAGE_JS`` runs both scripts, for ``launch(js=...)``.
 
 ``tests/test_gradio_compat.py`` checks each of these against the installed Gradio: the private
 attributes exist with the expected signatures and the patch has its documented effect. On a

@@ -33,7 +33,8 @@ _CHECKER = ("background-color: #fff; background-image: linear-gradient(45deg, #c
 
 # WCAG AA contrast (4.5:1 for text) on the light theme, over Gradio's defaults: help texts, "- or -"
 # and the footer were #bbbbc2 on white (1.9:1), the selected tab and Run orange #f97316 (2.8:1).
-# ``html:root`` outranks the theme's ``:root``; the dark theme (set on ``.dark``) is left as it is.
+# ``html:root`` outranks the theme's ``:root`` (Gradio scopes other selectors to its container); of
+# the dark theme (``:root .dark``, the body) only Run needs it (white on #ea580c: 3.6:1).
 _CONTRAST = """
 html:root {
   --body-text-color-subdued: #5f5f6b;      /* 6.3:1 on white */
@@ -43,6 +44,10 @@ html:root {
   --button-primary-background-fill-hover: #9a3412;
   --button-primary-border-color: #c2410c;
   --button-primary-text-color: #ffffff;
+}
+html:root .dark {
+  --button-primary-background-fill: #c2410c;
+  --button-primary-background-fill-hover: #9a3412;
 }
 """
 
