@@ -52,6 +52,9 @@ def start_app(log_path: Path, timeout: float = 90.0, **env_overrides: str | None
         # each server its own example results: a cached result names files in the temp folder of
         # the app that computed it, which that app deletes when it stops
         "GRADIO_EXAMPLES_CACHE": str(log_path.parent / "cached_examples"),
+        # and its own upload folder: uploads of the same bytes land on the same path in a shared
+        # /tmp/gradio, and another app stopping (an earlier test's) deletes them under this one
+        "GRADIO_TEMP_DIR": str(log_path.with_name(log_path.stem + "-gradio-tmp")),
         "PYTHONUNBUFFERED": "1",
     })
     for key, value in env_overrides.items():

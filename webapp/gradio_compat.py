@@ -36,6 +36,8 @@ The app needs seven things Gradio has no public API for:
     the zone;
   - the upload button's ``aria-label`` differs from its visible text: removed (the text names it);
   - the empty image slider's ``div`` has an ``aria-label`` and no role: given ``role="img"``;
+  - a selectable ``gr.Image`` (pick by pointing) wraps its picture in a ``button`` without a name:
+    named by what a click does;
   - a ``gr.LinePlot``'s chart is named "Vega visualization": named by its label and its axes
     ("Classes over time (...): share of the frame (%) against time (s)").
   ``PAGE_JS`` runs both scripts, for ``launch(js=...)``.
@@ -195,6 +197,9 @@ KEYBOARD_JS = """() => {
     }
     for (const e of document.querySelectorAll('.upload-container[aria-label]')) e.removeAttribute('aria-label');
     for (const e of document.querySelectorAll('.empty[aria-label]:not([role])')) e.setAttribute('role', 'img');
+    for (const b of document.querySelectorAll('#pick-still .image-container > button:not([aria-label])')) {
+      b.setAttribute('aria-label', 'Pick a class: click on the picture where it is');
+    }
     for (const chart of document.querySelectorAll('.block[id] [role=graphics-document]')) {
       const label = chart.closest('.block[id]').querySelector('[data-testid=block-label], [data-testid=block-info]');
       const axes = [...chart.querySelectorAll('[aria-roledescription=axis]')]
