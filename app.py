@@ -172,7 +172,8 @@ def build_app(context: AppContext, examples: list[tuple[example_files.ExampleFil
                    concurrency_id="live", concurrency_limit=limits.live_concurrency, api_visibility="undocumented",
                    api_name="live", show_progress="hidden")
         live_timer.tick(on.live_idle, session, [live_stats, live_timer], queue=False, api_visibility="private")
-        upload.change(on.pick_source, upload, [still, pick_at, pick_status], show_progress="hidden",
+        # unqueued: a still is quick, and a queued event would show Gradio's queue status beside the run's
+        upload.change(on.pick_source, upload, [still, pick_at, pick_status], queue=False, show_progress="hidden",
                       api_visibility="private")
         webcam_photo.change(on.pick_webcam, webcam_photo, [still, pick_at, pick_status], queue=False,
                             show_progress="hidden", api_visibility="private")
@@ -282,6 +283,11 @@ def stop_on_signals(context: AppContext, server: list[gr.Blocks]) -> None:
             os._exit(code)
         stopping.set()
         log.info("Stopping (%s).", signal.Signals(signum).name)
+        logging.shutdown()
+        # Threads that cannot be interrupted (the example warm-up, a running job) may fail on files
+        # the stop removes: nothing they print in the last second is the user's business.
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
 
         def close() -> None:
             context.close()

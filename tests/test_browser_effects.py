@@ -219,7 +219,9 @@ def test_blur_background_video_timeline_and_labels(page, server, person_clip, au
     while time.monotonic() < deadline and not page.locator("#download a").count():
         seen.append(_progress_displays(page))
         time.sleep(0.2)
-    assert max(seen) == 1, f"progress displays during the run: {sorted(set(seen))}"
+    # The first sample can come before Run's first update, which hides the (photo) slider: until
+    # then Gradio shows its progress on both outputs it may fill (app.py: show_progress_on).
+    assert max(seen[1:]) == 1, f"progress displays during the run: {seen}"
     page.wait_for_function("() => { const v = document.querySelector('#result-video video');"
                            " return v && v.src.includes('person_segmented'); }")
     files = _downloads(page, server, tmp_path)

@@ -72,6 +72,11 @@ class WebKitPage:
     def goto(self, url: str) -> None:
         self.driver.get(url)
         self.wait_for_function("() => !!document.querySelector('#run')")
+        # the app's own CSS (views.PAGE_CSS) comes with Gradio's config, after the first paint
+        self.wait_for_function("() => getComputedStyle(document.documentElement)"
+                               ".getPropertyValue('--block-info-text-color').trim() === '#5f5f6b'"
+                               " && getComputedStyle(document.querySelector('#run')).backgroundColor"
+                               " === 'rgb(194, 65, 12)'")  # and Run's colour has finished its transition
 
     def screenshot(self, path: Path) -> None:
         self.driver.save_screenshot(str(path))
