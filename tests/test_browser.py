@@ -16,6 +16,7 @@ import av
 import numpy as np
 import pytest
 from app_server import start_app, stop_app
+from browser_checks import app_page
 
 pw = pytest.importorskip("playwright.sync_api")
 
@@ -63,13 +64,8 @@ def browser(camera_clip):
 
 @pytest.fixture
 def page(browser, server):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
-    pg = ctx.new_page()
-    pg.set_default_timeout(30_000)
-    pg.goto(server.url)
-    pg.wait_for_selector("#run")
-    yield pg
-    ctx.close()
+    with app_page(browser, server.url, 30_000, ("camera",)) as pg:
+        yield pg
 
 
 def _choose_model(page, model_id: str) -> None:

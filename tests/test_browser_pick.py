@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 from app_server import ROOT, start_app, stop_app
+from browser_checks import app_page
 
 from segmentation import Segmenter
 from webapp.pick import still_of
@@ -68,13 +69,8 @@ def browser(camera_clip):
 
 @pytest.fixture
 def page(browser, server):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
-    pg = ctx.new_page()
-    pg.set_default_timeout(60_000)
-    pg.goto(server.url)
-    pg.wait_for_selector("#run")
-    yield pg
-    ctx.close()
+    with app_page(browser, server.url, 60_000, ("camera",)) as pg:
+        yield pg
 
 
 def _chosen(page) -> list[str]:
