@@ -18,7 +18,6 @@ helpers below use only these two, so each check is written once and run in both 
 from __future__ import annotations
 
 import base64
-import contextlib
 import mimetypes
 import os
 import shutil
@@ -27,7 +26,6 @@ import tarfile
 import tempfile
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import av
 import cv2
@@ -92,21 +90,6 @@ VIDEO_PATCH = """async (p) => {
 
 
 # -- acting on the page -----------------------------------------------------------------------------
-@contextlib.contextmanager
-def app_page(browser, url: str, timeout_ms: int = 30_000, permissions: tuple[str, ...] = ()) -> Iterator:
-    """A desktop-sized Chromium page of the app at ``url``, its page loaded (``#run`` shown); the
-    context is closed afterwards."""
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=list(permissions))
-    try:
-        pg = ctx.new_page()
-        pg.set_default_timeout(timeout_ms)
-        pg.goto(url)
-        pg.wait_for_selector("#run")
-        yield pg
-    finally:
-        ctx.close()
-
-
 def drop(page, path: Path) -> None:
     """Drop ``path`` on the drop zone as a visitor drags a file onto it (filled or not)."""
     page.evaluate("""([name, b64, type]) => {

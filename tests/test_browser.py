@@ -16,7 +16,6 @@ import av
 import numpy as np
 import pytest
 from app_server import start_app, stop_app
-from browser_checks import app_page
 
 pw = pytest.importorskip("playwright.sync_api")
 
@@ -64,8 +63,13 @@ def browser(camera_clip):
 
 @pytest.fixture
 def page(browser, server):
-    with app_page(browser, server.url, 30_000, ("camera",)) as pg:
-        yield pg
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
+    pg = ctx.new_page()
+    pg.set_default_timeout(30_000)
+    pg.goto(server.url)
+    pg.wait_for_selector("#run")
+    yield pg
+    ctx.close()
 
 
 def _choose_model(page, model_id: str) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from app_server import start_app, stop_app, temp_env
-from browser_checks import (PHOTO_EXAMPLES, VIDEO_EXAMPLES, app_page, check_players, check_plays_to_end,
-                            check_slider, show_example)
+from browser_checks import (PHOTO_EXAMPLES, VIDEO_EXAMPLES, check_players, check_plays_to_end, check_slider,
+                            show_example)
 from test_browser import browser, camera_clip  # noqa: F401
 from test_browser_webkit import webkit  # noqa: F401
 
@@ -45,8 +45,14 @@ def warm(server) -> None:
 @pytest.fixture
 def page(request, server, warm):
     if request.param == "chromium":
-        with app_page(request.getfixturevalue("browser"), server.url) as pg:
-            yield pg
+        browser = request.getfixturevalue("browser")
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        pg = ctx.new_page()
+        pg.set_default_timeout(30_000)
+        pg.goto(server.url)
+        pg.wait_for_selector("#run")
+        yield pg
+        ctx.close()
     else:
         wk = request.getfixturevalue("webkit")
         wk.goto(server.url)

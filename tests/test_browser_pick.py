@@ -21,7 +21,6 @@ import cv2
 import numpy as np
 import pytest
 from app_server import ROOT, start_app, stop_app
-from browser_checks import app_page
 
 from segmentation import Segmenter
 from webapp.pick import still_of
@@ -69,8 +68,13 @@ def browser(camera_clip):
 
 @pytest.fixture
 def page(browser, server):
-    with app_page(browser, server.url, 60_000, ("camera",)) as pg:
-        yield pg
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
+    pg = ctx.new_page()
+    pg.set_default_timeout(60_000)
+    pg.goto(server.url)
+    pg.wait_for_selector("#run")
+    yield pg
+    ctx.close()
 
 
 def _chosen(page) -> list[str]:
