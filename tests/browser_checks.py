@@ -5,6 +5,7 @@ as Playwright's ``Page`` has them (``test_browser_webkit.WebKitPage`` gives a Se
 same two); ``js`` is a function expression, ``async`` or not, taking at most one argument. The
 helpers below use only these two, so each check is written once and run in both engines:
 
+* ``open_app`` / ``PAGE_READY``: the page loaded and its own script run;
 * ``drop`` / ``run_and_wait`` / ``show_example``: a file on the drop zone, Run, an example's row;
 * ``check_players`` / ``check_plays_to_end`` / ``check_slider``: both players load (readyState >= 2,
   a finite duration > 0), the result plays to its end, the photo slider shows both sides;
@@ -90,6 +91,18 @@ VIDEO_PATCH = """async (p) => {
 
 
 # -- acting on the page -----------------------------------------------------------------------------
+# The page is usable: Run is there and the page's own script (gradio_compat.PAGE_JS) has run; before
+# that a key or a drop meets Gradio's unpatched handlers (a test that raced it failed in CI).
+PAGE_READY = ("() => !!document.querySelector('#run')"
+              " && document.documentElement.dataset.pageScript === 'ready'")
+
+
+def open_app(page, url: str) -> None:
+    """Open the app at ``url`` in a Playwright page and wait until it is usable (``PAGE_READY``)."""
+    page.goto(url)
+    page.wait_for_function(PAGE_READY)
+
+
 def drop(page, path: Path) -> None:
     """Drop ``path`` on the drop zone as a visitor drags a file onto it (filled or not)."""
     page.evaluate("""([name, b64, type]) => {

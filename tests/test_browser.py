@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from browser_checks import open_app
 from app_server import start_app, stop_app
 
 pw = pytest.importorskip("playwright.sync_api")
@@ -66,8 +67,7 @@ def page(browser, server):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
     pg = ctx.new_page()
     pg.set_default_timeout(30_000)
-    pg.goto(server.url)
-    pg.wait_for_selector("#run")
+    open_app(pg, server.url)
     yield pg
     ctx.close()
 

@@ -12,7 +12,7 @@ import json
 import os
 
 import pytest
-from browser_checks import axe_source, axe_violations, run_and_wait
+from browser_checks import axe_source, axe_violations, open_app, run_and_wait
 from media import make_clip
 from test_browser import browser, camera_clip, page, server  # noqa: F401
 
@@ -42,8 +42,7 @@ def _report(violations: list[dict]) -> str:
 def test_no_axe_violations(browser, server, axe, size, scheme, artifacts):  # noqa: F811
     ctx = browser.new_context(viewport=size, is_mobile=size is PHONE, has_touch=size is PHONE, color_scheme=scheme)
     pg = ctx.new_page()
-    pg.goto(server.url)
-    pg.wait_for_selector("#run")
+    open_app(pg, server.url)
     pg.wait_for_timeout(500)
     found = axe_violations(pg, axe)
     # ...and with an effect's settings shown (help texts under the sliders)

@@ -16,7 +16,7 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from browser_checks import check_checkerboard
+from browser_checks import check_checkerboard, open_app
 from PIL import Image
 from test_browser import (RUN_TIMEOUT_MS, _choose_model, _legend, _upload, browser, camera_clip, page,  # noqa: F401
                           server)
@@ -285,8 +285,7 @@ def test_remove_background_video_is_a_transparent_webm(page, server, person_clip
 def test_phone_layout_puts_the_drop_zone_first(browser, server, artifacts):  # noqa: F811
     ctx = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
     pg = ctx.new_page()
-    pg.goto(server.url)
-    pg.wait_for_selector("#run")
+    open_app(pg, server.url)
     boxes = pg.evaluate("() => Object.fromEntries(['upload', 'run', 'settings', 'model'].map(id => "
                         "[id, document.querySelector('#' + id).getBoundingClientRect().toJSON()]))")
     pg.screenshot(path=str(artifacts / "browser_phone.png"))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from app_server import start_app, stop_app, temp_env
-from browser_checks import (PHOTO_EXAMPLES, VIDEO_EXAMPLES, check_players, check_plays_to_end, check_slider,
+from browser_checks import (PHOTO_EXAMPLES, VIDEO_EXAMPLES, check_players, check_plays_to_end, check_slider, open_app,
                             show_example)
 from test_browser import browser, camera_clip  # noqa: F401
 from test_browser_webkit import webkit  # noqa: F401
@@ -49,8 +49,7 @@ def page(request, server, warm):
         ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
         pg = ctx.new_page()
         pg.set_default_timeout(30_000)
-        pg.goto(server.url)
-        pg.wait_for_selector("#run")
+        open_app(pg, server.url)
         yield pg
         ctx.close()
     else:

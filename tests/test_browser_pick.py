@@ -20,6 +20,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from browser_checks import open_app
 from app_server import ROOT, start_app, stop_app
 
 from segmentation import Segmenter
@@ -71,8 +72,7 @@ def page(browser, server):
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
     pg = ctx.new_page()
     pg.set_default_timeout(60_000)
-    pg.goto(server.url)
-    pg.wait_for_selector("#run")
+    open_app(pg, server.url)
     yield pg
     ctx.close()
 

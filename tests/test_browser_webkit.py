@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from app_server import start_app, stop_app
-from browser_checks import (axe_source, axe_violations, check_checkerboard, check_players, check_plays_to_end,
-                            check_slider, clips, downloads, drop, person_clip, run_and_wait, transparent_spot)
+from browser_checks import (PAGE_READY, axe_source, axe_violations, check_checkerboard, check_players,
+                            check_plays_to_end, check_slider, clips, downloads, drop, person_clip, run_and_wait,
+                            transparent_spot)
 from PIL import Image
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -71,7 +72,7 @@ class WebKitPage:
 
     def goto(self, url: str) -> None:
         self.driver.get(url)
-        self.wait_for_function("() => !!document.querySelector('#run')")
+        self.wait_for_function(PAGE_READY)
         # the app's own CSS (views.PAGE_CSS) comes with Gradio's config, after the first paint
         self.wait_for_function("() => getComputedStyle(document.documentElement)"
                                ".getPropertyValue('--block-info-text-color').trim() === '#5f5f6b'"

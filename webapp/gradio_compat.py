@@ -40,7 +40,7 @@ The app needs seven things Gradio has no public API for:
     named by what a click does;
   - a ``gr.LinePlot``'s chart is named "Vega visualization": named by its label and its axes
     ("Classes over time (...): share of the frame (%) against time (s)").
-  ``PAGE_JS`` runs both scripts, for ``launch(js=...)``.
+  ``PAGE_JS`` runs both scripts, for ``launch(js=...)``, then marks ``<html data-page-script="ready">``.
 
 ``tests/test_gradio_compat.py`` checks each of these against the installed Gradio: the private
 attributes exist with the expected signatures and the patch has its documented effect. On a
@@ -233,7 +233,10 @@ KEYBOARD_JS = """() => {
   }).observe(document.body, {childList: true, subtree: true});
 }"""
 
-PAGE_JS = "() => { (" + REPLACE_ON_DROP_JS + ")(); (" + KEYBOARD_JS + ")(); }"
+# ``data-page-script="ready"`` on <html> once both run: a visitor's first key or drop before that
+# would meet Gradio's unpatched handlers (the browser tests wait for it: tests/browser_checks.py)
+PAGE_JS = ("() => { (" + REPLACE_ON_DROP_JS + ")(); (" + KEYBOARD_JS + ")();"
+           " document.documentElement.dataset.pageScript = 'ready'; }")
 
 
 # -- examples -------------------------------------------------------------------------------------
