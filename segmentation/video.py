@@ -2,10 +2,8 @@
 
 * ``probe`` -> ``VideoInfo`` (size as displayed, exact fractional frame rate,
   frame count, duration, rotation, audio).
-* ``read_frames`` yields every decoded frame as RGB with its own timestamp and
-  duration, rotated upright (the display matrix is applied the way FFmpeg's
-  autorotate does: ``rotation`` is counter-clockwise, so 90 means the coded
-  picture is turned a quarter turn to the left for display).
+* ``read_frames`` (``segmentation.decoding``, re-exported here) yields every
+  decoded frame as upright RGB with its own timestamp and duration.
 * ``VideoSink`` is a context manager that encodes RGB frames to H.264
   yuv420p in MP4 with the index at the front (faststart) -- or, for a
   ``.webm`` name, to VP9 in WebM, with an alpha channel (yuva420p) when
@@ -27,20 +25,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import av
 import cv2
 import numpy as np
 
 from .audio import AudioTrack, codec_name, open_audio
+from .decoding import (DecodedFrame, ReadState, display_rotation, open_input, read_frames, repair_pts,
+                       stream_rate)
 from .errors import InputError
 from .files import AtomicFile
+
+__all__ = ["CONTAINERS", "MP4", "VIDEO_SUFFIXES", "WEBM", "ContainerFormat", "DecodedFrame", "ReadState",
+           "VideoInfo", "VideoSink", "container_for", "probe", "read_frames", "repair_pts"]
 
 COPY_AUDIO_CODECS = {"aac", "mp3"}
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
-MAX_BAD_PACKETS = 50  # consecutive undecodable video packets before the file is called damaged
 
 
 @dataclass(frozen=True)
@@ -101,52 +102,28 @@ class VideoInfo:
     def has_audio(self) -> bool:
         return self.audio_codec is not None
 
+    @property
+    def expected_frames(self) -> int:
+        """The frame count the header states, or its duration x rate implies; 0 when it says neither.
+        Headers can lie: what a job may take is checked again while decoding."""
+        return self.frames or round(self.duration * float(self.fps))
 
-def _open_input(path: str | Path) -> av.container.InputContainer:
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"File not found: {path}")
-    if p.is_dir():
-        raise InputError(f"{path} is a folder, not a video file.")
-    if p.stat().st_size == 0:
-        raise InputError(f"{p.name} is empty (0 bytes).")
-    try:
-        return av.open(str(p), "r", timeout=30.0)
-    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"{p.name} is not a video file FFmpeg can read, or it is damaged or incomplete "
-                         f"({_reason(exc)}).") from None
-
-
-def _reason(exc: Exception) -> str:
-    return getattr(exc, "strerror", None) or str(exc)
-
-
-def _rotation(frame) -> int:
-    """The frame's display rotation snapped to 0/90/180/270 (counter-clockwise)."""
-    return int(round((frame.rotation or 0) / 90.0)) * 90 % 360
-
-
-def _stream_rate(v) -> Fraction:
-    for r in (v.average_rate, v.guessed_rate, v.base_rate):
-        if r and r > 0:
-            return Fraction(r)
-    return Fraction(25)
 
 
 def probe(path: str | Path) -> VideoInfo:
     """Read a video's facts without decoding it all (one frame is decoded for rotation)."""
     name = Path(path).name
-    with _open_input(path) as c:
+    with open_input(path) as c:
         if not c.streams.video:
             kind = "an audio-only file" if c.streams.audio else "a file without a video stream"
             raise InputError(f"{name} is {kind}; give a video or an image.")
         v = c.streams.video[0]
-        fps = _stream_rate(v)
+        fps = stream_rate(v)
         try:
             first = next(c.decode(v))
         except (StopIteration, av.FFmpegError):
             raise InputError(f"{name} has a video stream but no decodable frame.") from None
-        rotation = _rotation(first)
+        rotation = display_rotation(first)
         w, h = first.width or v.codec_context.width, first.height or v.codec_context.height  # what read_frames gives
         if w <= 0 or h <= 0:
             raise InputError(f"{name} has a video stream without a picture size.")
@@ -157,146 +134,6 @@ def probe(path: str | Path) -> VideoInfo:
         variable = bool(v.base_rate and v.average_rate and abs(float(v.base_rate) - float(v.average_rate)) > 0.01)
         return VideoInfo(w, h, fps, int(v.frames or 0), duration, rotation,
                          codec_name(v), Fraction(v.time_base or Fraction(1, 90000)), audio, variable)
-
-
-@dataclass
-class DecodedFrame:
-    """One decoded frame: upright RGB pixels, timestamp and duration (``time_base`` units)."""
-
-    index: int
-    rgb: np.ndarray
-    pts: int
-    time_base: Fraction
-    duration: int | None = None  # None when the container does not say
-
-
-def _upright(rgb: np.ndarray, rotation: int) -> np.ndarray:
-    # np.rot90 turns counter-clockwise, the direction of FFmpeg's display rotation.
-    k = (rotation // 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, k)) if k else rgb
-
-
-def repair_pts(pts: int | None, last_pts: int | None, last_duration: int | None, step: int) -> int:
-    """A timestamp that moves forward: ``pts`` itself if it does; else (none, as in raw streams,
-    or one going back) one frame after the last -- the last frame's own duration if it said,
-    else ``step``, a frame at the stream's rate; 0 for a first frame without one."""
-    if pts is None or (last_pts is not None and pts <= last_pts):
-        return 0 if last_pts is None else last_pts + (last_duration or step)
-    return int(pts)
-
-
-@dataclass
-class ReadState:
-    """What ``read_frames`` met: frames decoded, and whether the file broke off before its end
-    (the container failed, or a GIF lacks its end marker)."""
-
-    frames: int = 0
-    broken: bool = False
-
-    def shortfall(self, expected: int, max_frames: int | None = None) -> str:
-        """"decoded 9 of 35 frames; the file is truncated" when fewer frames came than the file
-        holds (``expected``: the header's count, 0 if unknown) and no ``max_frames`` cut them; else ""."""
-        if max_frames is not None and self.frames >= max_frames:
-            return ""
-        if expected and self.frames < expected:
-            why = "truncated" if self.broken else "truncated or damaged"
-            return f"decoded {self.frames} of {expected} frames; the file is {why}."
-        if self.broken:
-            return f"decoded {self.frames} frames; the file is truncated (it breaks off before its end)."
-        return ""
-
-
-def _gif_cut(path: str | Path) -> bool:
-    """A GIF whose last byte is not the trailer (0x3B): cut off (FFmpeg reads it without a word)."""
-    try:
-        with open(path, "rb") as f:
-            if f.read(4) != b"GIF8":
-                return False
-            f.seek(-1, 2)
-            return f.read(1) != b"\x3b"
-    except OSError:
-        return False
-
-
-def read_frames(path: str | Path, max_frames: int | None = None,
-                state: ReadState | None = None, seek: tuple[int, int] | None = None) -> Iterator[DecodedFrame]:
-    """Decode every frame (upright RGB, own pts), in presentation order.
-
-    ``seek`` = (pts, index): start at the source keyframe with that pts, which is frame
-    number ``index`` of the whole video (frames decoded after the seek that come before it are
-    dropped); ``max_frames`` is then the index to stop before (``segmentation.chunks``).
-
-    Timestamps are strictly increasing: a frame without one (or one that does
-    not move forward) gets the previous one plus a frame at the stream's rate.
-    A packet the decoder rejects is skipped, as FFmpeg does; a file that
-    cannot be read on (truncated, damaged container) ends where it breaks,
-    with the frames decoded so far. Nothing decodable at all: ``InputError``.
-    """
-    name = Path(path).name
-    c = _open_input(path)
-    try:
-        if not c.streams.video:
-            raise InputError(f"{name} has no video stream.")
-        v = c.streams.video[0]
-        v.thread_type = "AUTO"
-        tb = Fraction(v.time_base or Fraction(1, 90000))
-        step = max(1, round(1 / (_stream_rate(v) * tb)))
-        index, last_pts, last_duration, bad = 0, None, None, 0
-        error: Exception | None = None
-        if seek is not None:
-            c.seek(int(seek[0]), stream=v, backward=True, any_frame=False)
-            index = int(seek[1])
-
-        def emit(frame):
-            nonlocal index, last_pts, last_duration
-            pts = repair_pts(frame.pts if frame.pts is not None else frame.dts, last_pts, last_duration, step)
-            duration = int(frame.duration) if frame.duration and frame.duration > 0 else None
-            last_pts, last_duration = pts, duration
-            rgb = _upright(frame.to_ndarray(format="rgb24"), _rotation(frame))
-            item = DecodedFrame(index, rgb, int(pts), tb, duration)
-            index += 1
-            return item
-
-        packets = c.demux(v)
-        while max_frames is None or index < max_frames:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except av.FFmpegError as exc:  # the container itself breaks off
-                error = exc
-                packet = None  # flush what the decoder holds
-            try:
-                frames = v.codec_context.decode(packet)
-                bad = 0
-            except av.FFmpegError as exc:
-                bad += 1
-                if bad >= MAX_BAD_PACKETS:
-                    error = exc
-                    break
-                continue
-            for frame in frames:
-                if seek is not None and last_pts is None:
-                    t = frame.pts if frame.pts is not None else frame.dts
-                    if t is None or t < seek[0]:
-                        continue  # before the keyframe sought (an open GOP's leading frames)
-                    if t != seek[0]:
-                        raise InputError(f"{name}: seeking to frame {seek[1]} landed elsewhere.")
-                item = emit(frame)
-                if state is not None:
-                    state.frames = index
-                yield item
-                if max_frames is not None and index >= max_frames:
-                    break
-            if packet is None:
-                break
-        if state is not None:
-            state.broken = error is not None or _gif_cut(path)
-        if index == 0:
-            why = f" ({_reason(error)})" if error is not None else ""
-            raise InputError(f"{name} has no decodable video frames{why}.")
-    finally:
-        c.close()
 
 
 class VideoSink:
