@@ -51,45 +51,10 @@ def stitch_video(parts: Sequence[str | Path], offsets: Sequence[int], time_base:
     try:
         c = av.open(str(out.tmp), "w", format=fmt.muxer, container_options=dict(fmt.muxer_options))
         try:
-            with av.open(str(parts[0])) as first:
-                tv = first.streams.video[0]
-                ov = c.add_stream_from_template(tv)
-                ov.time_base = tv.time_base
-                extradata = tv.codec_context.extradata
-            try:
-                audio = open_audio(src, c, fmt)
-                audio.origin = origin_s
-            except (LookupError, av.FFmpegError):
-                audio = None
-            last_dts: int | None = None
+            copy = _PacketCopy(c, parts[0], time_base)
+            audio = _source_audio(src, c, fmt, origin_s)
             for part, offset in zip(parts, offsets):
-                with av.open(str(part)) as ic:
-                    iv = ic.streams.video[0]
-                    if iv.codec_context.extradata != extradata:
-                        raise StitchError(f"chunk {Path(part).name} was encoded with other settings.")
-                    shift = Fraction(offset) * time_base / Fraction(iv.time_base)
-                    if shift.denominator != 1:
-                        raise StitchError(f"chunk {Path(part).name} starts between two ticks of its clock.")
-                    shift = int(shift)
-                    for p in ic.demux(iv):
-                        if p.pts is None and p.dts is None:
-                            continue
-                        p.pts += shift
-                        p.dts = (p.dts if p.dts is not None else p.pts - shift) + shift
-                        if last_dts is not None and p.dts <= last_dts:
-                            # a variable frame rate with B-frames: the encoder's delay before this
-                            # chunk's first frame reaches back past the last decode time. Decode
-                            # times only order the packets: one tick after the last (the clock
-                            # has >= 10,000 ticks per second) keeps the order and every pts.
-                            p.dts = last_dts + 1
-                            if p.dts > p.pts:
-                                raise StitchError(f"decode times go back at the start of {Path(part).name}.")
-                        last_dts = p.dts
-                        t = float(p.pts * iv.time_base)
-                        p.stream = ov
-                        c.mux(p)
-                        if audio is not None:
-                            audio.pump(t)
+                copy.part(part, offset, audio)
             if audio is not None:
                 audio.pump(end_s, final=True)
         finally:
@@ -101,6 +66,63 @@ def stitch_video(parts: Sequence[str | Path], offsets: Sequence[int], time_base:
         out.discard()
         raise
     return Path(dst)
+
+
+def _source_audio(src: str | Path, out, fmt: video.ContainerFormat, origin_s: float):
+    """The source's first audio track muxed into ``out`` from ``origin_s`` (s); None without one."""
+    try:
+        audio = open_audio(src, out, fmt)
+    except (LookupError, av.FFmpegError):
+        return None
+    audio.origin = origin_s
+    return audio
+
+
+class _PacketCopy:
+    """The chunks' video packets into one output stream (a copy of the first chunk's), each chunk
+    moved by its start on the source clock, with decode times increasing across the seams."""
+
+    def __init__(self, out, first_part: str | Path, time_base: Fraction):
+        self.out, self.time_base = out, time_base
+        with av.open(str(first_part)) as first:
+            tv = first.streams.video[0]
+            self.stream = out.add_stream_from_template(tv)
+            self.stream.time_base = tv.time_base
+            self.extradata = tv.codec_context.extradata
+        self.last_dts: int | None = None
+
+    def part(self, part: str | Path, offset: int, audio) -> None:
+        """Every packet of ``part``, moved by ``offset`` (source ``time_base`` units); the audio
+        muxed up to each packet's time."""
+        with av.open(str(part)) as ic:
+            iv = ic.streams.video[0]
+            if iv.codec_context.extradata != self.extradata:
+                raise StitchError(f"chunk {Path(part).name} was encoded with other settings.")
+            shift = Fraction(offset) * self.time_base / Fraction(iv.time_base)
+            if shift.denominator != 1:
+                raise StitchError(f"chunk {Path(part).name} starts between two ticks of its clock.")
+            for p in ic.demux(iv):
+                if p.pts is None and p.dts is None:
+                    continue
+                self._move(p, int(shift), part)
+                t = float(p.pts * iv.time_base)
+                p.stream = self.stream
+                self.out.mux(p)
+                if audio is not None:
+                    audio.pump(t)
+
+    def _move(self, p, shift: int, part: str | Path) -> None:
+        p.pts += shift
+        p.dts = (p.dts if p.dts is not None else p.pts - shift) + shift
+        if self.last_dts is not None and p.dts <= self.last_dts:
+            # a variable frame rate with B-frames: the encoder's delay before this chunk's first
+            # frame reaches back past the last decode time. Decode times only order the packets:
+            # one tick after the last (the clock has >= 10,000 ticks per second) keeps the order
+            # and every pts.
+            p.dts = self.last_dts + 1
+            if p.dts > p.pts:
+                raise StitchError(f"decode times go back at the start of {Path(part).name}.")
+        self.last_dts = p.dts
 
 
 def npz_frames(path: str | Path) -> Iterator[np.ndarray]:
