@@ -24,23 +24,25 @@ import queue
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from . import draw, video
-from .draw import DrawOptions, LegendItem, Mode
+from .draw import DrawOptions, Mode
 from .errors import InputError, SegmentationError, parse_choice
-from .exports import ExportInfo, Timeline, labels_writer, save_labels
+from .exports import ExportInfo, Timeline, save_labels
 from .files import refuse_overwriting_input
 from .images import load_image
+from .label_outputs import LabelOutputs, LabelPaths, label_paths
 from .matte import PersonMatte
 from .matte import alpha as matte_alpha
+from .results import ImageResult, VideoResult
 from .segmenter import Segmenter
 from .temporal import Fused, Schedule, Speed, TemporalOptions, check_speed, frame_segmenter
+from .video_limits import VideoLimits
 
 SPEEDS = tuple(Speed)
 # x264 presets by speed: encoding shares the 2 cores with the model, and at 720p
@@ -92,45 +94,6 @@ class Span:
     seek_index: int
     seek_pts: int
     origin_pts: int
-
-
-@dataclass
-class VideoResult:
-    output: Path
-    frames: int
-    keyframes: int
-    info: video.VideoInfo
-    output_fps: Fraction
-    seconds: float
-    legend: list[LegendItem] = field(default_factory=list)
-    model_id: str = ""
-    speed: Speed = Speed.ACCURATE
-    temporal: bool = True
-    timeline: Timeline = field(default_factory=Timeline, repr=False)  # class shares per frame
-    # set when the file ended before its own frame count (or broke off): "decoded 9 of 35 frames; ..."
-    warning: str = ""
-    histogram: np.ndarray | None = field(default=None, repr=False)  # pixels per class id (256), all frames
-    first_pts: int | None = None  # the first frame written, source clock (time_base of the source)
-    end_time: float = 0.0  # s from the first frame written to the end of the last one (the output's length)
-    end_pts: int | None = None  # the end of the last frame written, source clock
-
-    @property
-    def processing_fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def realtime_factor(self) -> float:
-        return self.processing_fps / float(self.info.fps) if self.info.fps else 0.0
-
-
-@dataclass
-class ImageResult:
-    original: np.ndarray
-    rendered: np.ndarray
-    class_map: np.ndarray
-    legend: list[LegendItem]
-    model_id: str = ""
-    seconds: float = 0.0
 
 
 Progress = Callable[[int, int], None]
@@ -252,144 +215,185 @@ def _get(q: queue.Queue, stop: threading.Event):
 
 def segment_video(segmenter: Segmenter, src: str | Path, dst: str | Path,
                   options: VideoOptions = VideoOptions(), progress: Progress | None = None,
-                  cancel: threading.Event | None = None, labels_out: str | Path | None = None,
-                  max_duration: float | None = None, max_pixels: int | None = None,
-                  frame_limit: int | None = None, span: Span | None = None) -> VideoResult:
+                  cancel: threading.Event | None = None, labels_out: LabelPaths = None,
+                  limits: VideoLimits | None = None, span: Span | None = None,
+                  info: video.VideoInfo | None = None) -> VideoResult:
     """Segment every frame of ``src`` into an H.264 MP4 (a VP9 WebM for a ``.webm`` name) at ``dst``.
 
     See the module docstring. ``progress(done, total)`` is called from the
     encoder thread after each frame. Setting ``cancel`` stops all stages and
     removes the partial output. ``labels_out``: the class maps as .npz, .zip
-    or COCO .json (``exports``), kept only when the video is. ``max_duration``
-    and ``frame_limit`` hold while decoding, whatever the header says:
-    a video past either is refused (``InputError``), not cut. ``span``: one chunk of the
+    or COCO .json (``exports``), or several such files, all written in this one
+    pass and kept only when the video is. ``limits`` (``VideoLimits``) hold from
+    the header and again while decoding, whatever the header says: a video past
+    one is refused (``InputError``), not cut. ``info``: ``src``'s ``video.probe``
+    when the caller has it (else it is probed here). ``span``: one chunk of the
     video (see :class:`Span`), written without audio; ``segmentation.chunks`` stitches them.
     """
-    refuse_overwriting_input(src, {"dst": dst, "labels_out": labels_out})
+    outputs = label_paths(labels_out)
+    refuse_overwriting_input(src, {"dst": dst, **{"labels_out" if len(outputs) == 1 else f"labels_out[{i}]": path
+                                                  for i, path in enumerate(outputs)}})
     dopts = video_draw_options(options.draw, dst, segmenter.labels)
-    info = video.probe(src)
-    if max_duration is not None and info.duration > max_duration:
-        raise InputError(f"The video is {info.duration:.1f} s long; the limit is {max_duration:.0f} s.")
-    if max_pixels is not None and info.width * info.height > max_pixels:
-        raise InputError(f"The video is {info.width}x{info.height}; the limit is {max_pixels:,} pixels per frame.")
-    total = info.frames or max(1, round(info.duration * float(info.fps)))
-    if options.max_frames:
-        total = min(total, options.max_frames)
-    if span is not None:
-        total = span.stop - span.start
-    out_w, out_h = draw.output_size(info.width, info.height, dopts.mode)
-    stop = cancel or threading.Event()
-    failed = threading.Event()
-    frames_q: queue.Queue = queue.Queue(QUEUE_SIZE)
-    maps_q: queue.Queue = queue.Queue(QUEUE_SIZE)
-    hist = np.zeros(256, dtype=np.int64)
-    timeline = Timeline()
-    frames = 0
-    frame_seg = frame_segmenter(segmenter, options.speed, float(info.fps), options.temporal, options.fusion,
-                                person_matte(segmenter, dopts, still=False), options.schedule)
-    person = dopts.matte_ids(segmenter.labels)
-    if person and set(person) == set(dopts.classes) and not labels_out:
-        # Only the matte is drawn: the class maps serve the legend and timeline, at <= 480x270,
-        # and the semantic model (half of the matte's evidence) runs on every other frame.
-        frame_seg.labels_size_wh = stats_size(info.width, info.height)
-        if isinstance(frame_seg, Fused):
-            frame_seg.model_every = MATTE_MODEL_EVERY
-    halt = _Halt(stop, failed)
+    info = video.probe(src) if info is None else info
+    limits = limits or VideoLimits()
+    limits.check_header(info)
+    job = _VideoPass(segmenter, src, options, dopts, info, limits, span, cancel or threading.Event(), bool(outputs))
+    return job.run(dst, outputs, progress)
 
-    reading = video.ReadState()
 
-    def decode():
+class _VideoPass:
+    """One ``segment_video`` call: decode and infer in threads, draw, encode and the label files in
+    the caller's, through bounded queues; and what the stages share (stop events, class histogram,
+    timeline, frames written)."""
+
+    def __init__(self, segmenter: Segmenter, src: str | Path, options: VideoOptions, dopts: DrawOptions,
+                 info: video.VideoInfo, limits: VideoLimits, span: Span | None, stop: threading.Event,
+                 labels: bool):
+        self.segmenter, self.src, self.options, self.dopts = segmenter, src, options, dopts
+        self.info, self.limits, self.span, self.stop = info, limits, span, stop
+        self.failed = threading.Event()
+        self.halt = _Halt(stop, self.failed)
+        self.frames_q: queue.Queue = queue.Queue(QUEUE_SIZE)
+        self.maps_q: queue.Queue = queue.Queue(QUEUE_SIZE)
+        self.hist = np.zeros(256, dtype=np.int64)
+        self.timeline = Timeline()
+        self.frames = 0
+        self.first_pts: int | None = None
+        self.reading = video.ReadState()
+        self.person = dopts.matte_ids(segmenter.labels)
+        self.frame_seg = self._frame_segmenter(labels)
+
+    def _frame_segmenter(self, labels: bool):
+        """The frame segmenter for the speed; when only the person matte is drawn and no labels are
+        written, the class maps serve the legend and timeline alone, at <= 480x270, and the semantic
+        model (half of the matte's evidence) runs on every other frame."""
+        seg, o, info = self.segmenter, self.options, self.info
+        frame_seg = frame_segmenter(seg, o.speed, float(info.fps), o.temporal, o.fusion,
+                                    person_matte(seg, self.dopts, still=False), o.schedule)
+        if self.person and set(self.person) == set(self.dopts.classes) and not labels:
+            frame_seg.labels_size_wh = stats_size(info.width, info.height)
+            if isinstance(frame_seg, Fused):
+                frame_seg.model_every = MATTE_MODEL_EVERY
+        return frame_seg
+
+    @property
+    def total(self) -> int:
+        """The frames expected, for ``progress``."""
+        if self.span is not None:
+            return self.span.stop - self.span.start
+        total = max(1, self.info.expected_frames)
+        return min(total, self.options.max_frames) if self.options.max_frames else total
+
+    def decode(self) -> None:
+        """Stage 1 (thread): the frames into ``frames_q``; the limits hold for the frames themselves
+        (the probed duration is only what the header says: nothing, for a raw or live stream)."""
+        span, stop_at, seek = self.span, self.options.max_frames, None
+        if span is not None:
+            stop_at, seek = span.stop, (span.seek_pts, span.seek_index)
         try:
             start = None
-            stop, seek = options.max_frames, None
-            if span is not None:
-                stop, seek = span.stop, (span.seek_pts, span.seek_index)
-            for f in video.read_frames(src, stop, state=reading, seek=seek):
+            for f in video.read_frames(self.src, stop_at, state=self.reading, seek=seek):
                 if span is not None and f.index < span.first:
                     continue  # decoded on the way from the source keyframe to the warm-up
-                # The probed duration is only what the header says (nothing, for a raw or live
-                # stream): the limit holds for the frames themselves.
                 start = (f.pts if span is None else span.origin_pts) if start is None else start
-                if max_duration is not None and (f.pts - start) * f.time_base >= max_duration:
-                    raise InputError(f"The video is longer than the limit of {max_duration:g} s.")
-                if frame_limit is not None and f.index >= frame_limit:
-                    raise InputError(f"The video has more than {frame_limit:,} frames; the limit is {frame_limit:,}.")
-                if not _put(frames_q, f, halt):
+                self.limits.check_frame(f.index, (f.pts - start) * f.time_base)
+                if not _put(self.frames_q, f, self.halt):
                     return
         finally:
-            _put(frames_q, _END, halt)
+            _put(self.frames_q, _END, self.halt)
 
-    def infer():
+    def infer(self) -> None:
+        """Stage 2 (thread): each frame with the frame segmenter's answer into ``maps_q``."""
         try:
             while True:
-                f = _get(frames_q, halt)
+                f = _get(self.frames_q, self.halt)
                 if f is _END:
                     return
-                if not _put(maps_q, (f, frame_seg(f.rgb, f.index)), halt):
+                if not _put(self.maps_q, (f, self.frame_seg(f.rgb, f.index)), self.halt):
                     return
         finally:
-            _put(maps_q, _END, halt)
+            _put(self.maps_q, _END, self.halt)
 
-    labels = (labels_writer(labels_out, info.width, info.height, export_info(segmenter, float(info.fps)))
-              if labels_out else None)
-    t0 = time.perf_counter()
-    stages = [_Stage(decode, "decode", failed), _Stage(infer, "infer", failed)]
-    for s in stages:
-        s.start()
-    labels_written = False
-    first_pts = None
-    try:
-        with video.VideoSink(dst, out_w, out_h, info.fps, info.time_base, audio_from=None if span else src,
-                             crf=options.crf, preset=options.preset or PRESETS[options.speed],
-                             alpha=dopts.mode is Mode.REMOVE_BACKGROUND) as sink:
+    def run(self, dst: str | Path, outputs: list[Path], progress: Progress | None) -> VideoResult:
+        """All three stages; on any failure nothing is left at ``dst`` or ``outputs``."""
+        info = self.info
+        labels = (LabelOutputs(outputs, info.width, info.height, export_info(self.segmenter, float(info.fps)))
+                  if outputs else None)
+        t0 = time.perf_counter()
+        stages = [_Stage(self.decode, "decode", self.failed), _Stage(self.infer, "infer", self.failed)]
+        for s in stages:
+            s.start()
+        try:
+            ends = self._encode(dst, labels, progress, stages)
+        except BaseException:
+            self._abandon(labels, stages)
+            raise
+        return self._result(dst, time.perf_counter() - t0, *ends)
+
+    def _encode(self, dst: str | Path, labels: LabelOutputs | None, progress: Progress | None,
+                stages: list[_Stage]) -> tuple[int | None, float, int | None]:
+        """Stage 3: draw and encode each answer (and its labels); the labels are finished before
+        the video, so a video never stays without them. Returns the sink's first pts, end time and
+        end pts."""
+        o, info = self.options, self.info
+        out_w, out_h = draw.output_size(info.width, info.height, self.dopts.mode)
+        with video.VideoSink(dst, out_w, out_h, info.fps, info.time_base, audio_from=None if self.span else self.src,
+                             crf=o.crf, preset=o.preset or PRESETS[o.speed],
+                             alpha=self.dopts.mode is Mode.REMOVE_BACKGROUND) as sink:
             while True:
-                item = _get(maps_q, halt)
+                item = _get(self.maps_q, self.halt)
                 if item is _END:
                     break
                 f, answer = item
-                if span is not None and f.index < span.start:
+                if self.span is not None and f.index < self.span.start:
                     continue  # the warm-up: segmented, not written
-                cm = answer.class_map
-                sink.write(draw.render(f.rgb, cm, segmenter.palette, dopts, answer.matte, person), f.pts, f.duration)
-                counts = draw.class_histogram(cm)
-                hist += counts
-                first_pts = f.pts if first_pts is None else first_pts
-                origin = first_pts if span is None else span.origin_pts
-                t = float((f.pts - origin) * f.time_base)  # on the output's clock: its first frame is 0
-                timeline.add(f.index, t, counts)
-                if labels is not None:
-                    labels.add(cm, t)
-                frames += 1
+                self._write(sink, labels, f, answer)
                 if progress is not None:
-                    progress(frames, max(total, frames))
+                    progress(self.frames, max(self.total, self.frames))
             for s in stages:
                 s.join()
             _raise_stage_errors(stages)
-            if stop.is_set():
+            if self.stop.is_set():
                 raise Cancelled("Cancelled; no output was kept.")
             if labels is not None:  # before the video is finished: if this fails, no video either
                 labels.close()
-                labels_written = True
-            end_time, end_pts = sink.end_time, sink.end_pts
-            first_written = sink.first_pts
-    except BaseException:
-        failed.set()
-        if labels_written:  # the video could not be finished: take its labels back
-            Path(labels_out).unlink(missing_ok=True)
-        elif labels is not None:
-            labels.abort()
+            return sink.first_pts, sink.end_time, sink.end_pts
+
+    def _write(self, sink: video.VideoSink, labels: LabelOutputs | None, f: video.DecodedFrame, answer) -> None:
+        """One frame drawn and encoded, counted into the histogram and timeline, and its labels."""
+        cm = answer.class_map
+        sink.write(draw.render(f.rgb, cm, self.segmenter.palette, self.dopts, answer.matte, self.person),
+                   f.pts, f.duration)
+        counts = draw.class_histogram(cm)
+        self.hist += counts
+        self.first_pts = f.pts if self.first_pts is None else self.first_pts
+        origin = self.first_pts if self.span is None else self.span.origin_pts
+        t = float((f.pts - origin) * f.time_base)  # on the output's clock: its first frame is 0
+        self.timeline.add(f.index, t, counts)
+        if labels is not None:
+            labels.add(cm, t)
+        self.frames += 1
+
+    def _abandon(self, labels: LabelOutputs | None, stages: list[_Stage]) -> None:
+        """After a failure: stop the stages, take the labels back, and raise a stage's own error
+        (the cause) rather than what it caused here; a cancel is left to the caller's ``raise``."""
+        self.failed.set()
+        if labels is not None:
+            labels.discard()
         for s in stages:
             s.join(timeout=10)
         err = next((s.error for s in stages if s.error is not None), None)
         if err is not None and not isinstance(err, Cancelled):
             raise err from None
-        raise
-    seconds = time.perf_counter() - t0
-    legend = draw.legend(hist, segmenter.labels, segmenter.palette, dopts.classes)
-    return VideoResult(Path(dst), frames, frame_seg.keyframes, info, info.fps, seconds, legend,
-                       segmenter.entry.id, options.speed, options.temporal, timeline,
-                       "" if span else reading.shortfall(info.frames, options.max_frames), hist, first_written, end_time,
-                       end_pts)
+
+    def _result(self, dst: str | Path, seconds: float, first_written: int | None, end_time: float,
+                end_pts: int | None) -> VideoResult:
+        seg, o, info = self.segmenter, self.options, self.info
+        legend = draw.legend(self.hist, seg.labels, seg.palette, self.dopts.classes)
+        warning = "" if self.span else self.reading.shortfall(info.frames, o.max_frames)
+        return VideoResult(Path(dst), self.frames, self.frame_seg.keyframes, info, info.fps, seconds, legend,
+                           seg.entry.id, o.speed, o.temporal, self.timeline, warning, self.hist,
+                           first_pts=first_written, end_time=end_time, end_pts=end_pts)
 
 
 STATS_PIXELS = 480 * 270

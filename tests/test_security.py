@@ -39,6 +39,7 @@ from segmentation import video
 from segmentation.catalog import CATALOG
 from segmentation.errors import InputError
 from segmentation.pipeline import segment_video
+from segmentation.video_limits import VideoLimits
 
 MAX_UPLOAD_MB, MAX_SECONDS, MAX_PIXELS = 1, 2, 320 * 240
 MODEL = "deeplabv3-pascal-dm05"
@@ -92,7 +93,7 @@ def test_duration_limit_holds_without_a_duration_in_the_header(name, headerless,
     assert video.probe(src).duration == 0, "the test input must not state its length"
     dst = tmp_path / "out.mp4"
     with pytest.raises(InputError, match=f"The video is longer than the limit of {MAX_SECONDS} s"):
-        segment_video(StubSegmenter(), src, dst, max_duration=MAX_SECONDS)
+        segment_video(StubSegmenter(), src, dst, limits=VideoLimits(max_duration=MAX_SECONDS))
     no_leftovers(tmp_path, dst)
 
 
