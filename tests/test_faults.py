@@ -146,10 +146,11 @@ def test_runner_crash_in_one_job_leaves_the_jobs_working(tmp_path):
 
     clip = _magenta_clip(tmp_path / "clip.mp4", from_frame=8)
     with pytest.raises(RuntimeError, match="the runner crashed"):
-        jobs.run_video(cache_, clip, MODEL, "overlay", 0.5, "accurate", None, limits, store)
+        jobs.run_video(cache_, jobs.VideoRequest.parse(clip, limits, MODEL, "overlay", 0.5, "accurate"), limits, store)
     assert [d for d in store.root.iterdir() if d != r.output.parent] == [], "the failed video left its job"
-    ok = jobs.run_video(cache_, make_clip(tmp_path / "ok.mp4", frames=6), MODEL, "overlay", 0.5, "accurate",
-                        None, limits, store)
+    ok_clip = make_clip(tmp_path / "ok.mp4", frames=6)
+    ok = jobs.run_video(cache_, jobs.VideoRequest.parse(ok_clip, limits, MODEL, "overlay", 0.5, "accurate"), limits,
+                        store)
     assert ok.stats.frames == 6 and len(video_times(ok.output)) == 6
     store.close()
 
@@ -181,7 +182,8 @@ def test_disk_full_while_encoding_library_and_jobs(tmp_path, monkeypatch):
     cache_ = jobs.SegmenterCache(factory=lambda mid: StubSegmenter())
     store = jobs.TempStore(tmp_path / "store")
     with pytest.raises(OSError) as info:
-        jobs.run_video(cache_, src, MODEL, "overlay", 0.5, "accurate", None, Limits(), store)
+        asked = jobs.VideoRequest.parse(src, Limits(), MODEL, "overlay", 0.5, "accurate")
+        jobs.run_video(cache_, asked, Limits(), store)
     assert info.value.errno == errno.ENOSPC
     assert list(store.root.iterdir()) == [], "the failed job left its folder"
     store.close()

@@ -129,7 +129,8 @@ def test_the_app_reports_a_truncated_video(cut_gif, tmp_path):
     cache = jobs.SegmenterCache(factory=lambda model_id: StubSegmenter())
     store = jobs.TempStore(tmp_path / "store")
     try:
-        r = jobs.run_video(cache, cut_gif, DEFAULT_MODEL_ID, "overlay", 0.5, "realtime", None, Limits(), store)
+        asked = jobs.VideoRequest.parse(cut_gif, Limits(), DEFAULT_MODEL_ID, "overlay", 0.5, "realtime")
+        r = jobs.run_video(cache, asked, Limits(), store)
     finally:
         store.close()
     assert r.stats.frames == 9 and r.stats.warning.startswith("decoded 9 frames; the file is truncated")

@@ -430,7 +430,7 @@ def test_run_photo_modes_and_pixel_limit(shared_images, tmp_path):
     r = jobs.run_photo(cache, cam, DEFAULT_MODEL_ID, "overlay", 0.5, None, Limits(), store)
     assert r.output.name == "webcam_segmented.png"
     with pytest.raises(InputError, match="is a photo, not a video"):
-        jobs.run_video(cache, bird, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None, Limits(), store)
+        jobs.VideoRequest.parse(bird, Limits(), DEFAULT_MODEL_ID, "overlay", 0.5, "accurate")
 
 
 def test_run_photo_effect_and_labels(shared_images, tmp_path):
@@ -466,15 +466,21 @@ def _stub_cache(segmenter) -> jobs.SegmenterCache:
     return jobs.SegmenterCache(factory=lambda model_id: segmenter)
 
 
+def _run_video(cache, clip, limits, store, mode="overlay", classes=None, *, cancel=None, **asked):
+    """One video job as the handlers run it: the request parsed, then run."""
+    request = jobs.VideoRequest.parse(clip, limits, DEFAULT_MODEL_ID, mode, 0.5, "accurate", classes, **asked)
+    return jobs.run_video(cache, request, limits, store, cancel=cancel)
+
+
 def test_run_video_work_budget_refuses_visitors_and_trims_examples(tmp_path):
     clip = make_clip(tmp_path / "c.mp4", frames=30)  # 25 fps
     cache, store, small = _stub_cache(StubSegmenter()), jobs.TempStore(tmp_path / "s"), Limits(max_frames=10)
     over = r"^The video has 30 frames; the limit is 10 frames \(0\.333 s at 30 frames per second\)\.$"
     with pytest.raises(InputError, match=over):
-        jobs.run_video(cache, clip, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None, small, store)
+        _run_video(cache, clip, small, store)
     with pytest.raises(InputError, match=r"^The video runs at 25 frames per second; the limit is 24\.5\.$"):
-        jobs.run_video(cache, clip, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None, Limits(max_fps=24.5), store)
-    r = jobs.run_video(cache, clip, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None, small, store, trim=True)
+        _run_video(cache, clip, Limits(max_fps=24.5), store)
+    r = _run_video(cache, clip, small, store, trim=True)
     assert r.stats.frames == 10 and r.stats.trimmed_to_seconds == 0.4
     assert list(store.root.iterdir()) == [r.output.parent]
 
@@ -484,28 +490,26 @@ def test_run_video_past_the_wall_clock_is_stopped_and_removed(tmp_path):
     store = jobs.TempStore(tmp_path / "s")
     t0 = time.monotonic()
     with pytest.raises(InputError, match=r"^The job took longer than the limit of 0\.5 s and was stopped; nothing"):
-        jobs.run_video(_stub_cache(_SlowStub()), clip, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None,
-                       Limits(max_job_seconds=0.5), store)
+        _run_video(_stub_cache(_SlowStub()), clip, Limits(max_job_seconds=0.5), store)
     assert time.monotonic() - t0 < 2.0
     assert list(store.root.iterdir()) == [] and store.used_bytes() == 0
     # Stopped by someone else (Stop): the pipeline's own Cancelled, not the wall-clock sentence.
     cancel = threading.Event()
     threading.Timer(0.3, cancel.set).start()
     with pytest.raises(Cancelled):
-        jobs.run_video(_stub_cache(_SlowStub()), clip, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None,
-                       Limits(max_job_seconds=0.5), store, cancel=cancel)
+        _run_video(_stub_cache(_SlowStub()), clip, Limits(max_job_seconds=0.5), store, cancel=cancel)
 
 
 def test_run_video_effect_labels_and_timeline(tmp_path):
-    """remove-background: a WebM; labels: a .zip written by the pipeline and the COCO .json converted
-    from it, both the same class maps; the timeline: one entry per frame."""
+    """remove-background: a WebM; labels: a .zip and a COCO .json, both written by the pipeline in
+    the same pass, the same class maps at the same times; the timeline: one entry per frame."""
     from test_effects import decode_rgba_webm
     from test_exports import read_coco, read_zip
 
     clip = make_clip(tmp_path / "c.mp4", frames=12)
     store = jobs.TempStore(tmp_path / "s")
-    r = jobs.run_video(_stub_cache(StubSegmenter()), clip, DEFAULT_MODEL_ID, "remove-background", 0.5, "accurate",
-                       ["class 1"], Limits(), store, effect=checks.effect_options(feather=0), labels=True)
+    r = _run_video(_stub_cache(StubSegmenter()), clip, Limits(), store, "remove-background", ["class 1"],
+                   effect=checks.effect_options(feather=0), labels=True)
     assert [p.name for p in r.downloads] == ["c_segmented.webm", "c_labels.zip", "c_labels.json"]
     assert sorted(f.name for f in r.output.parent.iterdir()) == sorted(p.name for p in r.downloads)
     maps, meta = read_zip(r.labels[0])
@@ -516,29 +520,8 @@ def test_run_video_effect_labels_and_timeline(tmp_path):
     alpha = np.stack(decode_rgba_webm(r.output))[..., 3]
     assert np.array_equal(alpha > 127, maps == 1)  # the stub's top half is class 1: opaque; the rest clear
     # the API's runs: no labels, and an overlay stays an MP4
-    r = jobs.run_video(_stub_cache(StubSegmenter()), clip, DEFAULT_MODEL_ID, "overlay", 0.5, "accurate", None,
-                       Limits(), store)
+    r = _run_video(_stub_cache(StubSegmenter()), clip, Limits(), store)
     assert [p.name for p in r.downloads] == ["c_segmented.mp4"]
-
-
-def test_coco_conversion_stops_and_leaves_nothing(tmp_path):
-    from segmentation.exports import ExportInfo, labels_writer
-
-    zip_path, json_path = tmp_path / "l.zip", tmp_path / "l.json"
-    with labels_writer(zip_path, 16, 8, ExportInfo(("a", "b"))) as w:
-        for i in range(5):
-            w.add(np.full((8, 16), i % 2, np.uint8), i / 10)
-
-    def stop(done, total):
-        if done == 3:
-            raise Cancelled("stop")
-
-    with pytest.raises(Cancelled):
-        jobs.coco_from_zip(zip_path, json_path, ExportInfo(("a", "b")), stop)
-    assert sorted(f.name for f in tmp_path.iterdir()) == ["l.zip"]
-    jobs.coco_from_zip(zip_path, json_path, ExportInfo(("a", "b")))
-    doc = json.loads(json_path.read_text())
-    assert len(doc["images"]) == 5 and [a["category_id"] for a in doc["annotations"]] == [0, 1, 0, 1, 0]
 
 
 def test_live_session_realtime_and_model_switch(shared_models):

@@ -27,7 +27,11 @@ from .admission import visitor_of
 from .checks import (check_alpha, check_mode, check_model_id, check_speed, check_upload, class_filter,
                      class_names, effect_options)
 from .context import AppContext
-from .jobs import FrameRate, PhotoOutcome, VideoOutcome, run_photo, run_video
+from .photo_job import run_photo
+from .request import Upload, VideoRequest
+from .results import PhotoOutcome, VideoOutcome
+from .video_job import run_video
+from .watch import FrameRate
 from .live import LiveSession, slowed
 from .pick import Picker, message, still_of, toggle, video_duration
 
@@ -146,8 +150,10 @@ class Handlers:
 
         return await self._job(request, job, waiting=waiting)
 
-    async def _video(self, request, path, model_id, mode, alpha, speed, classes, progress=None, trim=False,
+    async def _video(self, request, upload, model_id, mode, alpha, speed, classes, progress=None, trim=False,
                      temporal=True, effect=(None,) * 4, labels=False, previews=False) -> VideoOutcome:
+        """``upload``: the file as sent, or an ``Upload`` already checked; the job parses it into a
+        ``VideoRequest`` (every value checked, the video probed) once, in its own thread."""
         c = self.context
         cancel = threading.Event()
         report = None
@@ -158,9 +164,10 @@ class Handlers:
             report = FrameRate(show, min_interval=0.2)
 
         def job() -> VideoOutcome:
-            return run_video(c.segmenters, path, model_id, mode, alpha, speed, classes, c.limits, c.store, report,
-                             cancel, trim, bool(temporal), effect=_effect_of(mode, *effect, c.limits), labels=labels,
-                             previews=previews)
+            asked = VideoRequest.parse(upload, c.limits, model_id, mode, alpha, speed, classes, temporal=temporal,
+                                       effect=_effect_of(mode, *effect, c.limits), trim=trim, labels=labels,
+                                       previews=previews)
+            return run_video(c.segmenters, asked, c.limits, c.store, report, cancel)
 
         return await self._job(request, job, cancel=cancel, waiting=_waiting_shown(progress))
 
@@ -203,13 +210,13 @@ class Handlers:
                    trim=False, temporal=True, effect=(None,) * 4):
         use_webcam = webcam_photo is not None and (source == "webcam" or not upload)
         if use_webcam:
-            kind = "image"
+            checked = None
         elif upload:
-            kind = await asyncio.to_thread(sniff_kind, check_upload(upload, self.context.limits))
+            checked = await asyncio.to_thread(Upload.check, upload, self.context.limits)  # sniffed once, here
         else:
             raise gr.Error("Drop a video or a photo first (or take a webcam photo).", print_exception=False)
-        if kind == "image":
-            r = await self._photo(request, webcam_photo if use_webcam else upload, model_id, mode, alpha, classes,
+        if checked is None or checked.kind == "image":
+            r = await self._photo(request, webcam_photo if use_webcam else checked, model_id, mode, alpha, classes,
                                   effect, labels=True, waiting=_waiting_shown(progress))
             return (gr.update(value=(r.original, views.on_checkerboard(r.display)), visible=True),
                     gr.update(value=None, visible=False), gr.update(value=None, visible=False),
@@ -217,7 +224,7 @@ class Handlers:
                     views.stats_markdown(r.stats), gr.update(value=[str(p) for p in r.downloads], visible=True))
         if progress is not None:
             progress((0, None), desc="Starting…", unit="frames")
-        r = await self._video(request, upload, model_id, mode, alpha, speed, classes, progress, trim, temporal,
+        r = await self._video(request, checked, model_id, mode, alpha, speed, classes, progress, trim, temporal,
                               effect, labels=True, previews=True)
         two_players = mode != "side-by-side"
         return (gr.update(value=None, visible=False),
