@@ -25,7 +25,7 @@ from .limits import Limits
 
 __all__ = ["EFFECT_MODES", "MODES", "SPEEDS", "check_alpha", "check_colour", "check_mode", "check_model_id",
            "check_speed", "check_upload", "check_video_budget", "class_filter", "class_names", "effect_options",
-           "header_frames", "model_choices", "safe_stem", "selectable_models"]
+           "model_choices", "safe_stem", "selectable_models"]
 
 UNSELECTABLE_FORMATS = (HUB, SAVED_MODEL)
 
@@ -137,11 +137,6 @@ def check_upload(path: str | os.PathLike | None, limits: Limits) -> Path:
     return p
 
 
-def header_frames(info: VideoInfo) -> int:
-    """The frame count a video's header states (or its duration x rate implies); 0 when it says neither."""
-    return info.frames or round(info.duration * float(info.fps))
-
-
 def _number(x: float) -> str:
     return f"{x:,.2f}".rstrip("0").rstrip(".")
 
@@ -155,7 +150,7 @@ def check_video_budget(info: VideoInfo, limits: Limits) -> None:
     fps = float(info.fps)
     if fps > limits.max_fps:
         raise InputError(f"The video runs at {_number(fps)} frames per second; the limit is {_number(limits.max_fps)}.")
-    frames = header_frames(info)
+    frames = info.expected_frames
     if frames > limits.max_frames:
         raise InputError(f"The video has {frames:,} frames; the limit is {limits.max_frames:,} frames "
                          f"({limits.max_frames / 30:.3g} s at 30 frames per second).")
