@@ -12,8 +12,9 @@ flow), each with temporal fusion on (default) or off.
 Images: the same segmenter and drawing, one call.
 
 Both take ``labels_out`` (class maps as .npz/.png, .zip or COCO .json, see
-``exports``); a video's result carries its per-frame class shares
-(``VideoResult.timeline``). The background effects (``draw.Mode``
+``exports``; a video takes several, written in its one pass); a video's result
+carries its per-frame class shares (``VideoResult.timeline``), and the
+``VideoLimits`` it must keep hold from its header and again while decoding. The background effects (``draw.Mode``
 blur/replace/remove-background) run here like any mode; ``remove-background``
 to a container without alpha (MP4) is a key-colour background instead.
 """

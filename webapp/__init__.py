@@ -5,7 +5,10 @@ The library knows nothing of this package (no HTML, no CSS, no Gradio). Modules:
 
 * ``limits``: the server's limits from ``SEGMENTATION_*`` environment variables.
 * ``checks``: validation of every user-supplied value (model id, mode, alpha, classes, upload).
-* ``jobs``: segmenter cache, the job output store and its sweeper, photo and video jobs.
+* ``jobs``: the jobs' names in one place, re-exported from ``segmenters`` (segmenter cache),
+  ``store`` (job outputs, disk budget, sweeper), ``request`` (a checked upload; a video job parsed
+  and probed once), ``photo_job`` / ``video_job`` (the runs), ``results`` (outcomes, typed stats),
+  ``estimates`` (disk reservations) and ``watch`` (stop, disk watch, frame rate).
 * ``views``: what the page shows (legend HTML and CSS, stats markdown) and the API's legend JSON.
 * ``live``: one browser's live webcam session.
 * ``examples``: the example media (pinned by sha256) and their rows' settings.
