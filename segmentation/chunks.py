@@ -108,14 +108,17 @@ def warmup(options: VideoOptions) -> tuple[int, int]:
 
 def plan_spans(index: SourceIndex, frames: int, chunks: int, warm: int, anchor: int,
                min_frames: int = MIN_CHUNK_FRAMES) -> list[Span]:
-    """Up to ``chunks`` spans covering frames 0..``frames`` about equally, each (but the first)
-    starting ``warm`` frames after an anchor at or after a source keyframe; none shorter than
-    ``min_frames``."""
+    """Up to ``chunks`` spans covering frames 0..``frames``, each (but the first) starting ``warm``
+    frames after an anchor at or after a source keyframe; none shorter than ``min_frames``. The
+    cuts even out each chunk's frames *plus its warm-up* (a warm-up frame is segmented too): with
+    2 chunks, 1,500 frames and 90 of warm-up, 795 + (705 + 90), not 750 + (750 + 90)."""
     pts, keys = index.pts, index.keyframes
     origin = int(pts[0])
     starts = [(0, 0, 0)]  # (start, first, seek index)
-    for i in range(1, max(1, chunks)):
-        target = round(i * frames / chunks)
+    n = max(1, chunks)
+    share = (frames + (n - 1) * warm) / n  # each chunk's frames to segment, warm-up included
+    for i in range(1, n):
+        target = round(i * share - (i - 1) * warm)
         options = []
         cands = keys[keys <= target - warm]
         if len(cands):  # the warm-up at the first anchor after a source keyframe
