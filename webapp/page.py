@@ -26,7 +26,7 @@ from segmentation.pipeline import SPEEDS
 
 from . import examples as example_files
 from .checks import class_names, model_choices
-from .gradio_compat import pass_upload_path
+from .gradio_compat import pass_upload_path, recompute_missing_examples
 from .limits import Limits
 
 log = logging.getLogger(__name__)
@@ -251,6 +251,7 @@ def examples_table(examples: list[tuple[example_files.ExampleFile, Path]], uploa
     table = gr.Examples(rows, inputs, outputs, fn=fn, cache_examples=True, cache_mode="lazy",
                         label="Examples (each sets the model, output and speed that suit it)",
                         visible_columns=[0, 1, 2], examples_per_page=len(rows), elem_id="examples")
+    recompute_missing_examples(table)  # after a restart, its cached result files are gone
     note = gr.Markdown("", elem_id="example-settings")
     lines = [ex.settings_line() for ex, _ in examples]
     table.dataset.click(lambda chosen: f"**Example settings:** {lines[chosen[0]]} (see *Settings*; "
