@@ -255,3 +255,26 @@ def test_webcam_photo_is_segmented(page, artifacts):
     assert "webcam_segmented" in page.inner_text("#download")
     assert _legend(page)
     page.screenshot(path=str(artifacts / "browser_webcam_photo.png"), full_page=True)
+
+
+def test_an_example_plays_after_the_app_restarts(browser, tmp_path, shared_models, shared_videos, artifacts):
+    """The example results cache (``GRADIO_EXAMPLES_CACHE``) outlives the app; the files its rows
+    named were the stopped app's temporary files: after a restart the row is computed again, and plays."""
+    from browser_checks import check_players, show_example
+
+    cache = tmp_path / "cached_examples"
+    for run in (1, 2):
+        srv = start_app(tmp_path / f"app-{run}.log", GRADIO_EXAMPLES_CACHE=str(cache))
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            page = ctx.new_page()
+            page.set_default_timeout(30_000)
+            open_app(page, srv.url)
+            page.get_by_text("Classroom (video)").first.wait_for()
+            show_example(page, "Classroom (video)", "classroom", photo=False)
+            check_players(page, "classroom")
+            page.screenshot(path=str(artifacts / f"browser_example_run{run}.png"), full_page=True)
+        finally:
+            ctx.close()
+            stop_app(srv.process)
+    assert "computing it again" in (tmp_path / "app-2.log").read_text()
