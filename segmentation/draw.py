@@ -37,6 +37,18 @@ MODES = tuple(Mode)
 EFFECT_MODES = frozenset(m.value for m in Effect)
 
 
+def check_alpha(value: object, what: str = "--alpha") -> float:
+    """The overlay's opacity as a float in 0..1; anything else (NaN included) is an InputError
+    naming it as ``what`` (the app says "Overlay opacity")."""
+    try:
+        alpha = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number between 0 and 1, not {value!r}.") from None
+    if not 0.0 <= alpha <= 1.0:
+        raise InputError(f"{what} must be between 0 and 1, not {alpha:g}.")
+    return alpha
+
+
 @dataclass(frozen=True)
 class DrawOptions:
     """How to draw a result: mode, overlay alpha, class filter (ids), outlines, background effect.
@@ -59,6 +71,7 @@ class DrawOptions:
 
     def __post_init__(self):
         object.__setattr__(self, "mode", parse_choice(Mode, self.mode, "output mode"))
+        object.__setattr__(self, "alpha", check_alpha(self.alpha))
         object.__setattr__(self, "matte", check_matte(self.matte))
 
     def matte_ids(self, labels: Sequence[str]) -> tuple[int, ...]:
@@ -273,3 +286,12 @@ def class_ids(names: Iterable[str], labels: Sequence[str]) -> tuple[int, ...]:
         else:
             raise ValueError(f"Unknown class {n!r}; known: {', '.join(labels)}.")
     return tuple(out)
+
+
+def chosen_classes(names: Iterable[str], labels: Sequence[str]) -> tuple[int, ...]:
+    """:func:`class_ids` for classes a user chose: an unknown name or id is an InputError, the
+    one error every front end reports as bad input."""
+    try:
+        return class_ids(names, labels)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
