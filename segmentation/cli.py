@@ -23,6 +23,8 @@ from .cli_args import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, build_parser  # 
 from .errors import InputError, SegmentationError
 from .files import describe_os_error, is_disk_full, refuse_overwriting_input
 from .media import MediaKind, sniff_kind
+from .pipeline import VideoOptions
+from .segmenter import Segmenter, SegmenterOptions
 from .single import FileResult, Split, check_outputs, segment_file
 
 
@@ -73,8 +75,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """One input file into one output (and its labels and timeline)."""
-    from .segmenter import Segmenter, SegmenterOptions
-
     src, out = Path(args.input), Path(args.output)
     kind, options = _check_single(args, src, out)
     if kind == MediaKind.VIDEO:
@@ -111,7 +111,7 @@ def _check_single(args: argparse.Namespace, src: Path, out: Path) -> tuple[Media
     return kind, options
 
 
-def _segment_video(args: argparse.Namespace, seg, src: Path, out: Path, video) -> FileResult:
+def _segment_video(args: argparse.Namespace, seg: Segmenter, src: Path, out: Path, video: VideoOptions) -> FileResult:
     """The video with a progress bar, in this process or cut into chunks (--workers, --ray)."""
     from tqdm import tqdm
 

@@ -56,12 +56,12 @@ def check_model_name(model: str, labels_file: str | None = None) -> None:
 
 def check_mode_options(args: argparse.Namespace) -> None:
     """Options that only some modes read, given for another mode."""
-    mode = args.mode
+    mode = Mode(args.mode)
     effect = mode in EFFECT_MODES
     if args.alpha is not None and mode not in (Mode.OVERLAY, Mode.SIDE_BY_SIDE):
         raise InputError(f"--alpha has no effect in {mode} mode; it is the overlay's opacity (overlay, "
                          "side-by-side).")
-    if args.blur is not None and mode != Mode.BLUR_BACKGROUND:
+    if args.blur is not None and mode is not Mode.BLUR_BACKGROUND:
         raise InputError(f"--blur has no effect in {mode} mode; it is for blur-background.")
     if args.background is not None and mode not in (Mode.REPLACE_BACKGROUND, Mode.REMOVE_BACKGROUND):
         raise InputError(f"--background has no effect in {mode} mode; it is for replace-background (and the key "
@@ -83,7 +83,7 @@ def check_kind_options(args: argparse.Namespace, kind: MediaKind, src: Path) -> 
             raise InputError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for videos; "
                              f"{src.name} is an image.")
     alpha_out = kind == MediaKind.IMAGE or Path(args.output).suffix.lower() == ".webm"
-    if args.mode == Mode.REMOVE_BACKGROUND and args.background is not None and alpha_out:
+    if Mode(args.mode) is Mode.REMOVE_BACKGROUND and args.background is not None and alpha_out:
         raise InputError(f"--background has no effect for remove-background to {Path(args.output).name}: its "
                          "background is transparent (the key colour is for a .mp4 output only).")
 

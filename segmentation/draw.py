@@ -93,7 +93,7 @@ class DrawOptions:
     def show_outlines(self) -> bool:
         if self.background_effect is not None:
             return False
-        return self.mode != "mask" if self.outlines is None else self.outlines
+        return self.mode is not Mode.MASK if self.outlines is None else self.outlines
 
     @property
     def background_effect(self) -> Effect | None:
@@ -212,14 +212,14 @@ def render(frame: np.ndarray, class_map: np.ndarray, palette: np.ndarray,
                              "or call DrawOptions.resolve(labels) for the model's 'person' class.")
         effect = _effect(options.background_effect, options.classes, options.effect, tuple(person))
         return effect(frame, class_map, matte)
-    if options.mode == "mask":
+    if options.mode is Mode.MASK:
         h, w = frame.shape[:2]
         out = colorize(class_map, palette, options.classes, (w, h))
     else:
         out = overlay(frame, class_map, palette, options.alpha, options.classes)
     if options.show_outlines:
         out = outline(out, class_map, classes=options.classes)
-    if options.mode == "side-by-side":
+    if options.mode is Mode.SIDE_BY_SIDE:
         out = side_by_side(frame, out)
     return out
 
