@@ -174,7 +174,7 @@ _segmenters: dict = {}
 
 def run_chunk(job: ChunkJob):
     """Segment one chunk (the task a pool or Ray runs); a failure is a batch ``Outcome``."""
-    from .batch import Outcome, Status, one_line, worker_name
+    from .batch.types import Outcome, Status, one_line, worker_name
 
     try:
         key = job.segmenter
@@ -273,7 +273,7 @@ def segment_video_chunks(segmenter: Segmenter, src: str | Path, dst: str | Path,
 def run_chunks(jobs: list[ChunkJob], workers: int, threads: int, ray: str | None, ray_max_retries: int,
                progress: Progress | None, task=run_chunk) -> list[ChunkDone]:
     """Run every chunk; one progress count over all of them; the first failure raises."""
-    from .batch import _run_pool, _run_ray
+    from .batch.executors import run_pool, run_ray
 
     results: dict[int, ChunkDone] = {}
     failures: list[str] = []
@@ -308,9 +308,9 @@ def run_chunks(jobs: list[ChunkJob], workers: int, threads: int, ray: str | None
         watcher.start()
     try:
         if ray is None:
-            _run_pool(jobs, min(workers, len(jobs)), threads, task, on_outcome)
+            run_pool(jobs, min(workers, len(jobs)), threads, task, on_outcome)
         else:
-            _run_ray(jobs, ray, threads, task, on_outcome, ray_max_retries)
+            run_ray(jobs, ray, threads, task, on_outcome, ray_max_retries)
     finally:
         stop.set()
         if watcher:

@@ -63,7 +63,7 @@ MP4 = ContainerFormat("mp4", "libx264", False, frozenset(COPY_AUDIO_CODECS), "aa
 WEBM = ContainerFormat("webm", "libvpx-vp9", True, frozenset({"opus", "vorbis"}), "libopus", OPUS_RATES,
                        ((1, "mono"), (2, "stereo")))
 CONTAINERS = {".mp4": MP4, ".m4v": MP4, ".webm": WEBM}
-VIDEO_SUFFIXES = tuple(CONTAINERS)
+OUTPUT_VIDEO_SUFFIXES = tuple(CONTAINERS)  # what a video can be written as (inputs: media.INPUT_VIDEO_SUFFIXES)
 # x264 preset -> libvpx-vp9 realtime speed (cpu-used): what the speed setting buys in either codec
 VP9_SPEEDS = {"ultrafast": 8, "superfast": 7, "veryfast": 6}
 VP9_CRF_OFFSET = 9  # x264 CRF 23 ~ VP9 CRF 32 (what the pipeline's crf means for a WebM)
