@@ -203,7 +203,7 @@ def report(rows: list[dict], clips: list[Path], total_frames: int, in_bytes: int
               "more as .zip or .json.",
               "* Model load: once per worker process, not per task (Ray reuses its workers and the batch module "
               "keeps the loaded model; the local pool's processes live for the whole batch): ~0.4 s for the "
-              "default model (README), against minutes of video per worker.",
+              "default model (docs/quality-and-speed.md), against minutes of video per worker.",
               "* Fixed costs: " + (f"Ray's own start-up took {statistics.median(ray_start):.1f} s on this loaded "
                                    "2-core machine (a standing cluster pays it once); " if ray_start else "")
               + "the driver sniffs every input and checks its manifest before submitting (milliseconds each, "

@@ -83,7 +83,7 @@ PAPER = """## On paper: a two-hour 1080p30 file (216,000 frames), accurate, node
 
 Assumptions: a quiet 2-core node of this class makes ~30 frames/s at 1080p
 with two 1-thread processes (720p single process 38-41 frames/s when the
-machine is quiet, README "Speed"; the model's ~29 core-ms per frame do not
+machine is quiet, docs/quality-and-speed.md; the model's ~29 core-ms per frame do not
 grow with the frame, decode/draw/encode's ~21 core-ms at 720p grow 2.25x;
 two 1-thread processes gained 1.35x over one 2-thread process on short clips,
 `results-batch.md`). Source ~7 GB (8 Mbit/s), output ~4 GB, shared storage
@@ -105,7 +105,7 @@ frames of warm-up each. **Labels** (.npz): the chunks' compressed frames
 are taken as they are, but finishing the .npz (every frame decompressed and
 deflated into the zip, as a single pass does at its end too) runs in the
 driver at 4.5 ms per 720p frame under load 7 (~1.3 ms on a quiet machine,
-README): ~10 min for 216,000 1080p frames, serial, and the writer holds
+docs/quality-and-speed.md): ~10 min for 216,000 1080p frames, serial, and the writer holds
 every frame compressed in memory (10-20 KB per 1080p frame: 2-4 GB). For
 files this long, `--labels-out .npz` is the bound on 16 nodes; chunk-wise
 label files (not built) would remove it.

@@ -108,14 +108,17 @@ def warmup(options: VideoOptions) -> tuple[int, int]:
 
 def plan_spans(index: SourceIndex, frames: int, chunks: int, warm: int, anchor: int,
                min_frames: int = MIN_CHUNK_FRAMES) -> list[Span]:
-    """Up to ``chunks`` spans covering frames 0..``frames`` about equally, each (but the first)
-    starting ``warm`` frames after an anchor at or after a source keyframe; none shorter than
-    ``min_frames``."""
+    """Up to ``chunks`` spans covering frames 0..``frames``, each (but the first) starting ``warm``
+    frames after an anchor at or after a source keyframe; none shorter than ``min_frames``. The
+    cuts even out each chunk's frames *plus its warm-up* (a warm-up frame is segmented too): with
+    2 chunks, 1,500 frames and 90 of warm-up, 795 + (705 + 90), not 750 + (750 + 90)."""
     pts, keys = index.pts, index.keyframes
     origin = int(pts[0])
     starts = [(0, 0, 0)]  # (start, first, seek index)
-    for i in range(1, max(1, chunks)):
-        target = round(i * frames / chunks)
+    n = max(1, chunks)
+    share = (frames + (n - 1) * warm) / n  # each chunk's frames to segment, warm-up included
+    for i in range(1, n):
+        target = round(i * share - (i - 1) * warm)
         options = []
         cands = keys[keys <= target - warm]
         if len(cands):  # the warm-up at the first anchor after a source keyframe
@@ -171,7 +174,7 @@ _segmenters: dict = {}
 
 def run_chunk(job: ChunkJob):
     """Segment one chunk (the task a pool or Ray runs); a failure is a batch ``Outcome``."""
-    from .batch import Outcome, Status, one_line, worker_name
+    from .batch.types import Outcome, Status, one_line, worker_name
 
     try:
         key = job.segmenter
@@ -270,7 +273,7 @@ def segment_video_chunks(segmenter: Segmenter, src: str | Path, dst: str | Path,
 def run_chunks(jobs: list[ChunkJob], workers: int, threads: int, ray: str | None, ray_max_retries: int,
                progress: Progress | None, task=run_chunk) -> list[ChunkDone]:
     """Run every chunk; one progress count over all of them; the first failure raises."""
-    from .batch import _run_pool, _run_ray
+    from .batch.executors import run_pool, run_ray
 
     results: dict[int, ChunkDone] = {}
     failures: list[str] = []
@@ -305,9 +308,9 @@ def run_chunks(jobs: list[ChunkJob], workers: int, threads: int, ray: str | None
         watcher.start()
     try:
         if ray is None:
-            _run_pool(jobs, min(workers, len(jobs)), threads, task, on_outcome)
+            run_pool(jobs, min(workers, len(jobs)), threads, task, on_outcome)
         else:
-            _run_ray(jobs, ray, threads, task, on_outcome, ray_max_retries)
+            run_ray(jobs, ray, threads, task, on_outcome, ray_max_retries)
     finally:
         stop.set()
         if watcher:

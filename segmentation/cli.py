@@ -13,14 +13,19 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
-from . import batch, cli_args, config, draw
+from . import cli_args, config
 from . import cli_checks as checks
+from .batch import REPORT_NAME, BatchOptions, Outcome, Status, run_batch
 from .cli_args import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, build_parser  # noqa: F401 (re-exported)
-from .draw import DrawOptions, Mode
 from .errors import InputError, SegmentationError
-from .files import atomic_path, describe_os_error, is_disk_full, refuse_overwriting_input
+from .files import describe_os_error, is_disk_full, refuse_overwriting_input
+from .media import MediaKind, sniff_kind
+from .pipeline import VideoOptions
+from .segmenter import Segmenter, SegmenterOptions
+from .single import FileResult, Split, check_outputs, segment_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,11 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         checks.check_numbers(args)
         checks.check_model_name(args.model, args.labels)
         checks.check_mode_options(args)
-        if batch.is_batch(args):
-            checks.refuse_file_output_for_batch(args)
-            checks.fill_defaults(args)
-            return batch.main(args)
-        batch.refuse_batch_flags(args, "video")  # --workers/--ray: checked again once the input's kind is known
+        if checks.is_batch(args):
+            checks.refuse_file_outputs_for_batch(args)
+            return _run_batch(args, cli_args.options_from_args(args))
+        checks.refuse_batch_flags(args, MediaKind.VIDEO)  # --workers/--ray: checked again once the kind is known
         args.input = args.input[0]
         return _run(args)
     except InputError as exc:
@@ -70,109 +74,131 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .effects import EffectOptions
-    from .exports import check_labels_path
-    from .pipeline import VideoOptions, segment_image, segment_video, sniff_kind
-    from .segmenter import Segmenter, SegmenterOptions
-
+    """One input file into one output (and its labels and timeline)."""
     src, out = Path(args.input), Path(args.output)
+    kind, options = _check_single(args, src, out)
+    if kind == MediaKind.VIDEO:
+        from .video import probe
+
+        probe(src)  # bad input is reported before the model loads
+    seg = Segmenter(SegmenterOptions(model=options.model, labels_file=options.labels_file, threads=args.threads,
+                                     resize=options.resize))
+    video = options.video_for(seg.labels)
+    if kind == MediaKind.IMAGE:
+        res = segment_file(seg, src, out, video, kind=kind, labels_out=args.labels_out)
+        _report_image(res, src, seg.entry.id)
+    else:
+        res = _segment_video(args, seg, src, out, video)
+        _report_video(args, res, src, seg.entry.id)
+    if args.legend:
+        for it in res.result.legend:
+            print(f"{it.id:3d}  {it.name:<20s} {it.share * 100:6.2f}%  {it.hex}")
+    return 0
+
+
+def _check_single(args: argparse.Namespace, src: Path, out: Path) -> tuple[MediaKind, BatchOptions]:
+    """Everything about one input that can be refused before the model loads; its kind and options."""
     outputs = {"-o": out, "--labels-out": args.labels_out, "--timeline-out": args.timeline_out}
     for read in (src, args.background, args.labels, args.model):  # every file the command reads
         if read and (read is src or Path(read).expanduser().is_file()):
             refuse_overwriting_input(read, outputs)
     kind = sniff_kind(src)
-    batch.refuse_batch_flags(args, kind)
+    checks.refuse_batch_flags(args, kind)
     checks.check_kind_options(args, kind, src)
     checks.fill_defaults(args)
-    given = {"blur": args.blur, "background": args.background, "feather": args.feather}
-    effect = EffectOptions(**{k: v for k, v in given.items() if v is not None})  # checked (image read) here
-    if kind == "video" and out.suffix.lower() not in (".mp4", ".m4v", ".webm"):
-        raise InputError(f"{src.name} is a video: the output must be an .mp4 or .webm file, not {out.name!r}.")
-    if kind == "image" and out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
-        raise InputError(f"{src.name} is an image: the output must be .png, .jpg, .bmp or .webp, not {out.name!r}.")
-    if kind == "image" and args.mode == Mode.REMOVE_BACKGROUND and out.suffix.lower() not in (".png", ".webp"):
-        raise InputError(f"remove-background makes a transparent picture: the output must be .png or .webp, "
-                         f"not {out.name!r}.")
-    if args.labels_out:
-        check_labels_path(args.labels_out, kind)
-    if args.timeline_out and Path(args.timeline_out).suffix.lower() != ".csv":
-        raise InputError("--timeline-out must be a .csv file.")
-    if kind == "video":
-        from .video import probe
+    options = cli_args.options_from_args(args)  # checked (a background image read) here
+    check_outputs(src, kind, out, options.video.draw.mode, args.labels_out, args.timeline_out)
+    return kind, options
 
-        probe(src)  # bad input is reported before the model loads
-    seg = Segmenter(SegmenterOptions(model=args.model, labels_file=args.labels, threads=args.threads, resize=args.resize))
-    classes = None
-    if args.classes:
-        try:
-            classes = draw.class_ids(args.classes, seg.labels)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-    dopts = DrawOptions(mode=args.mode, alpha=args.alpha, classes=classes,
-                        outlines=args.outlines, effect=effect, matte=args.matte or "auto")
-    if kind == "image":
-        from .images import default_max_pixels, displayed_size
 
-        res = segment_image(seg, src, dopts, labels_out=args.labels_out)
-        try:
-            _save_image(res.rendered, out)
-        except BaseException:
-            if args.labels_out:  # the picture could not be written: take its labels back
-                Path(args.labels_out).unlink(missing_ok=True)
-            raise
-        legend = res.legend
-        h, w = res.original.shape[:2]
-        size = displayed_size(src)
-        note = f" (downscaled from {size[0]}x{size[1]}: over {default_max_pixels():,} pixels)" if size and size != (w, h) else ""
-        print(f"{src.name}: {w}x{h}{note} segmented with {seg.entry.id} "
-              f"in {res.seconds * 1000:.0f} ms -> {out}", file=sys.stderr)
-    else:
+def _segment_video(args: argparse.Namespace, seg: Segmenter, src: Path, out: Path, video: VideoOptions) -> FileResult:
+    """The video with a progress bar, in this process or cut into chunks (--workers, --ray)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="frame", desc=src.name, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    split = None
+    if (args.workers or 1) > 1 or args.ray is not None:  # one video on several processes or Ray
+        split = Split(workers=args.workers or 2, ray=_ray_address(args), threads=args.threads)
+    try:
+        return segment_file(seg, src, out, video, kind=MediaKind.VIDEO, labels_out=args.labels_out,
+                            timeline_out=args.timeline_out, progress=progress, split=split)
+    finally:
+        bar.close()
+
+
+def _report_image(res: FileResult, src: Path, model_id: str) -> None:
+    from .images import default_max_pixels, displayed_size
+
+    h, w = res.result.original.shape[:2]
+    size = displayed_size(src)
+    note = ""
+    if size and size != (w, h):
+        note = f" (downscaled from {size[0]}x{size[1]}: over {default_max_pixels():,} pixels)"
+    print(f"{src.name}: {w}x{h}{note} segmented with {model_id} "
+          f"in {res.result.seconds * 1000:.0f} ms -> {res.output}", file=sys.stderr)
+
+
+def _report_video(args: argparse.Namespace, res: FileResult, src: Path, model_id: str) -> None:
+    v = res.result
+    if v.warning:
+        print(f"warning: {src.name}: {v.warning}", file=sys.stderr)
+    print(f"{src.name}: {v.frames} frames, {float(v.info.fps):.3f} fps -> {float(v.output_fps):.3f} fps, "
+          f"{v.processing_fps:.1f} frames/s ({v.realtime_factor:.2f}x real time), "
+          f"{v.keyframes} model runs, {model_id}, {args.speed}, temporal {args.temporal} -> {res.output}",
+          file=sys.stderr)
+
+
+def _ray_address(args: argparse.Namespace) -> str | None:
+    """--ray's cluster: the one named, else $RAY_ADDRESS, else "auto"; None without --ray."""
+    return None if args.ray is None else (args.ray or os.environ.get("RAY_ADDRESS") or "auto")
+
+
+class _Progress:
+    """One tqdm bar over files (files/s, ETA) with frames/s and the latest file; failures printed above it."""
+
+    def __init__(self):
+        self.bar = None
+        self.frames = 0
+        self.t0 = time.perf_counter()
+
+    def start(self, total: int) -> None:
         from tqdm import tqdm
 
-        bar = tqdm(total=0, unit="frame", desc=src.name, disable=None)
+        self.bar = tqdm(total=total, unit="file", desc="batch", disable=None, file=sys.stderr)
+        self.t0 = time.perf_counter()
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    def outcome(self, o: Outcome) -> None:
+        if o.status == Status.FAILED:
+            self.bar.write(f"failed: {o.input}: {o.reason}", file=sys.stderr)
+        if o.warning:
+            self.bar.write(f"warning: {o.input}: {o.warning}", file=sys.stderr)
+        self.frames += o.frames if o.status == Status.DONE else 0
+        fps = self.frames / max(1e-9, time.perf_counter() - self.t0)
+        self.bar.set_postfix_str(f"{fps:.1f} frames/s, {Path(o.input).name}: {o.status}", refresh=False)
+        self.bar.update(1)
 
-        vopts = VideoOptions(draw=dopts, speed=args.speed, temporal=args.temporal == "on", max_frames=args.max_frames)
-        try:
-            if (args.workers or 1) > 1 or args.ray is not None:  # one video on several processes or Ray
-                from .chunks import segment_video_chunks
-
-                ray = None if args.ray is None else (args.ray or os.environ.get("RAY_ADDRESS") or "auto")
-                res = segment_video_chunks(seg, src, out, vopts, workers=args.workers or 2, ray=ray,
-                                           threads=args.threads, progress=progress, labels_out=args.labels_out)
-            else:
-                res = segment_video(seg, src, out, vopts, progress=progress, labels_out=args.labels_out)
-        finally:
-            bar.close()
-        if args.timeline_out:
-            try:
-                res.timeline.to_csv(args.timeline_out, seg.labels)
-            except BaseException:  # all outputs or none
-                for done in (out, args.labels_out):
-                    if done:
-                        Path(done).unlink(missing_ok=True)
-                raise
-        legend = res.legend
-        if res.warning:
-            print(f"warning: {src.name}: {res.warning}", file=sys.stderr)
-        print(f"{src.name}: {res.frames} frames, {float(res.info.fps):.3f} fps -> {float(res.output_fps):.3f} fps, "
-              f"{res.processing_fps:.1f} frames/s ({res.realtime_factor:.2f}x real time), "
-              f"{res.keyframes} model runs, {seg.entry.id}, {args.speed}, temporal {args.temporal} -> {out}",
-              file=sys.stderr)
-    if args.legend:
-        for it in legend:
-            print(f"{it.id:3d}  {it.name:<20s} {it.share * 100:6.2f}%  {it.hex}")
-    return 0
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
-def _save_image(rgb, path: Path) -> None:
-    from PIL import Image
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(rgb).save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
+def _run_batch(args: argparse.Namespace, options: BatchOptions) -> int:
+    """``python -m segmentation INPUT... -o OUT_DIR [options]``: exit 0 when nothing failed, 1 otherwise,
+    2 when the command itself is refused (bad option, missing input for Ray, output not a folder)."""
+    progress = _Progress()
+    try:
+        report = run_batch(args.input, args.output, options, workers=args.workers, threads=args.threads,
+                           overwrite=args.overwrite, ray=_ray_address(args), on_start=progress.start,
+                           on_outcome=progress.outcome)
+    finally:
+        progress.close()
+    print(f"batch: {report.summary()} -> {report.out_dir / REPORT_NAME}", file=sys.stderr)
+    return 0 if report.ok else 1
 
 
 if __name__ == "__main__":

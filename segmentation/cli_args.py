@@ -16,8 +16,11 @@ import textwrap
 from pathlib import Path
 
 from . import catalog
-from .draw import Mode
+from .batch import BatchOptions, labels_formats, library_version
+from .draw import DrawOptions, Mode
+from .effects import EffectOptions
 from .matte import MatteSource
+from .pipeline import VideoOptions
 from .segmenter import ResizePolicy
 from .temporal import Speed
 
@@ -79,8 +82,7 @@ def _prog() -> str:
 
 
 def build_parser() -> Parser:
-    from . import batch
-
+    """The whole command line: input and output, listings, drawing, video and batch options."""
     p = Parser(prog=_prog(), formatter_class=argparse.RawDescriptionHelpFormatter,
                description="Semantic segmentation of an image or a video: every pixel labelled with a class,\n"
                            "drawn over the picture, as a mask, or as a background effect.",
@@ -93,7 +95,7 @@ def build_parser() -> Parser:
     p.add_argument("-o", "--output",
                    help="output image (.png/.jpg/.bmp/.webp) or video (.mp4, or .webm: VP9, with alpha for "
                         "remove-background); never one of the inputs")
-    p.add_argument("--version", action="version", version=f"%(prog)s {batch.library_version()}",
+    p.add_argument("--version", action="version", version=f"%(prog)s {library_version()}",
                    help="print the version and exit")
     p.add_argument("--list-models", action="store_true", help="list the catalog's models and exit")
     p.add_argument("--list-classes", nargs="?", const="", metavar="MODEL",
@@ -102,6 +104,14 @@ def build_parser() -> Parser:
                    help="catalog id (see --list-models), .tflite file, SavedModel folder or TF Hub handle")
     p.add_argument("--labels", metavar="FILE",
                    help="class names for a custom model, one per line in id order (as many as the model's classes)")
+    _add_drawing_arguments(p)
+    _add_video_arguments(p)
+    _add_batch_arguments(p)
+    return p
+
+
+def _add_drawing_arguments(p: argparse.ArgumentParser) -> None:
+    """How a result looks: mode, opacity, classes, background effects, outlines, the model's input."""
     p.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.OVERLAY.value,
                    help="overlay (default), mask, side-by-side, or a background effect around the --classes "
                         "(default person): blur-background, replace-background (--background), "
@@ -128,6 +138,10 @@ def build_parser() -> Parser:
     p.add_argument("--resize", choices=[r.value for r in ResizePolicy], default=ResizePolicy.STRETCH.value,
                    help="how a frame meets the model's square input: stretch (default, as the models were "
                         "trained) or letterbox (keep the aspect ratio, pad)")
+
+
+def _add_video_arguments(p: argparse.ArgumentParser) -> None:
+    """Video speed and limits, model threads, and the extra outputs (labels, timeline, legend)."""
     p.add_argument("--speed", choices=[s.value for s in Speed],
                    help="video only: accurate (default) runs the model on every frame; realtime runs it on "
                         "keyframes and follows the motion between them with optical flow (2-3x faster)")
@@ -142,8 +156,42 @@ def build_parser() -> Parser:
     p.add_argument("--timeline-out", metavar="FILE.csv",
                    help="video only: each frame's class shares as CSV (time, frame, one column per class)")
     p.add_argument("--legend", action="store_true", help="print the classes present with their pixel share")
-    batch.add_arguments(p)
-    return p
+
+
+def _add_batch_arguments(p: argparse.ArgumentParser) -> None:
+    """The batch options of ``python -m segmentation INPUT... -o OUT_DIR``."""
+    g = p.add_argument_group("batch (several inputs, a folder, a glob pattern, or -o naming a folder)")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="processes, each with its own model (default: one per core); the cores are split "
+                        "between them unless --threads gives each process's model threads. For one video: "
+                        "cut it into N chunks run by N processes (or N Ray tasks with --ray)")
+    g.add_argument("--overwrite", action="store_true",
+                   help="redo inputs whose outputs are already there (default: skip them when made with the "
+                        "same input, model and settings)")
+    g.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="one Ray task per input (one video: per chunk) on the cluster at ADDRESS (default: "
+                        "$RAY_ADDRESS, else the "
+                        "cluster started on this machine with `ray start`); 'local' starts a Ray here. "
+                        "One model thread per task unless --threads. Inputs and OUT_DIR must be on storage "
+                        "every node shares.")
+    g.add_argument("--labels-out-format", choices=labels_formats(),
+                   help="also write each input's class ids beside its output: NAME.labels.npz for a video and "
+                        "NAME.labels.png for a photo (npz), NAME.labels.zip (zip) or COCO NAME.labels.json (json)")
+
+
+def options_from_args(args: argparse.Namespace) -> BatchOptions:
+    """What the flags ask for, for one file or a batch; every value is checked by its options
+    class (``EffectOptions`` reads a background image here). Flags not given keep the defaults."""
+    given = {k: getattr(args, k, None) for k in ("blur", "background", "feather")}
+    effect = EffectOptions(**{k: v for k, v in given.items() if v is not None})
+    alpha = {} if args.alpha is None else {"alpha": args.alpha}
+    dopts = DrawOptions(mode=args.mode, outlines=args.outlines, effect=effect,
+                        matte=getattr(args, "matte", None) or "auto", **alpha)
+    video = VideoOptions(draw=dopts, speed=args.speed or Speed.ACCURATE, temporal=args.temporal != "off",
+                         max_frames=args.max_frames)
+    return BatchOptions(model=args.model, labels_file=args.labels, resize=args.resize, video=video,
+                        classes=tuple(args.classes) if args.classes else None,
+                        labels_format=getattr(args, "labels_out_format", None))
 
 
 def list_models(out=None) -> int:

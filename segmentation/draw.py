@@ -37,6 +37,18 @@ MODES = tuple(Mode)
 EFFECT_MODES = frozenset(m.value for m in Effect)
 
 
+def check_alpha(value: object, what: str = "--alpha") -> float:
+    """The overlay's opacity as a float in 0..1; anything else (NaN included) is an InputError
+    naming it as ``what`` (the app says "Overlay opacity")."""
+    try:
+        alpha = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number between 0 and 1, not {value!r}.") from None
+    if not 0.0 <= alpha <= 1.0:
+        raise InputError(f"{what} must be between 0 and 1, not {alpha:g}.")
+    return alpha
+
+
 @dataclass(frozen=True)
 class DrawOptions:
     """How to draw a result: mode, overlay alpha, class filter (ids), outlines, background effect.
@@ -59,6 +71,7 @@ class DrawOptions:
 
     def __post_init__(self):
         object.__setattr__(self, "mode", parse_choice(Mode, self.mode, "output mode"))
+        object.__setattr__(self, "alpha", check_alpha(self.alpha))
         object.__setattr__(self, "matte", check_matte(self.matte))
 
     def matte_ids(self, labels: Sequence[str]) -> tuple[int, ...]:
@@ -80,7 +93,7 @@ class DrawOptions:
     def show_outlines(self) -> bool:
         if self.background_effect is not None:
             return False
-        return self.mode != "mask" if self.outlines is None else self.outlines
+        return self.mode is not Mode.MASK if self.outlines is None else self.outlines
 
     @property
     def background_effect(self) -> Effect | None:
@@ -199,14 +212,14 @@ def render(frame: np.ndarray, class_map: np.ndarray, palette: np.ndarray,
                              "or call DrawOptions.resolve(labels) for the model's 'person' class.")
         effect = _effect(options.background_effect, options.classes, options.effect, tuple(person))
         return effect(frame, class_map, matte)
-    if options.mode == "mask":
+    if options.mode is Mode.MASK:
         h, w = frame.shape[:2]
         out = colorize(class_map, palette, options.classes, (w, h))
     else:
         out = overlay(frame, class_map, palette, options.alpha, options.classes)
     if options.show_outlines:
         out = outline(out, class_map, classes=options.classes)
-    if options.mode == "side-by-side":
+    if options.mode is Mode.SIDE_BY_SIDE:
         out = side_by_side(frame, out)
     return out
 
@@ -273,3 +286,12 @@ def class_ids(names: Iterable[str], labels: Sequence[str]) -> tuple[int, ...]:
         else:
             raise ValueError(f"Unknown class {n!r}; known: {', '.join(labels)}.")
     return tuple(out)
+
+
+def chosen_classes(names: Iterable[str], labels: Sequence[str]) -> tuple[int, ...]:
+    """:func:`class_ids` for classes a user chose: an unknown name or id is an InputError, the
+    one error every front end reports as bad input."""
+    try:
+        return class_ids(names, labels)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None

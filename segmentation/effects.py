@@ -22,6 +22,7 @@ and the app share one path.
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -88,6 +89,17 @@ class EffectOptions:
         color, image = _parse_background(bg)
         object.__setattr__(self, "color", color)
         object.__setattr__(self, "image", image)
+
+    def scaled(self, factor: float) -> "EffectOptions":
+        """These options for the picture drawn at ``factor`` times its size (the live view's smaller
+        working frame): the blur and the feather in that picture's pixels, so that it looks as it
+        would at full size. The background is not read again."""
+        if factor == 1:
+            return self
+        out = copy.copy(self)
+        object.__setattr__(out, "blur", self.blur * factor)
+        object.__setattr__(out, "feather", self.feather * factor)
+        return out
 
 
 def _parse_background(value: str | os.PathLike) -> tuple[tuple[int, int, int] | None, np.ndarray | None]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -33,13 +32,14 @@ import numpy as np
 
 from . import draw, video
 from .draw import DrawOptions, Mode
-from .errors import InputError, SegmentationError, parse_choice
+from .errors import SegmentationError, parse_choice
 from .exports import ExportInfo, Timeline, save_labels
 from .files import refuse_overwriting_input
 from .images import load_image
 from .label_outputs import LabelOutputs, LabelPaths, label_paths
 from .matte import PersonMatte
 from .matte import alpha as matte_alpha
+from .media import sniff_kind  # noqa: F401 (re-exported: the app imports sniff_kind from here)
 from .results import ImageResult, VideoResult
 from .segmenter import Segmenter
 from .temporal import Fused, Schedule, Speed, TemporalOptions, check_speed, frame_segmenter
@@ -98,32 +98,6 @@ class Span:
 
 
 Progress = Callable[[int, int], None]
-
-
-def sniff_kind(path: str | Path) -> str:
-    """"image" or "video", decided from the file's content, not its name."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"File not found: {path}")
-    if p.stat().st_size == 0:
-        raise InputError(f"{p.name} is empty (0 bytes).")
-    with open(p, "rb") as f:
-        head = f.read(64)
-    if head.startswith(b"GIF8"):
-        return "video"  # animated or not, a GIF is decoded frame by frame
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # load_image applies the limits
-            with Image.open(p) as im:
-                if getattr(im, "n_frames", 1) > 1 and im.format in ("WEBP", "PNG"):
-                    return "video"
-                return "image"
-    except Image.DecompressionBombError:
-        return "image"  # far too many pixels: load_image refuses it with the numbers
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return "video"
 
 
 # -- images -------------------------------------------------------------------------

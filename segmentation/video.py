@@ -36,7 +36,7 @@ from .decoding import (DecodedFrame, ReadState, display_rotation, open_input, re
 from .errors import InputError
 from .files import AtomicFile
 
-__all__ = ["CONTAINERS", "MP4", "VIDEO_SUFFIXES", "WEBM", "ContainerFormat", "DecodedFrame", "ReadState",
+__all__ = ["CONTAINERS", "MP4", "OUTPUT_VIDEO_SUFFIXES", "WEBM", "ContainerFormat", "DecodedFrame", "ReadState",
            "VideoInfo", "VideoSink", "container_for", "probe", "read_frames", "repair_pts"]
 
 COPY_AUDIO_CODECS = {"aac", "mp3"}
@@ -64,7 +64,7 @@ MP4 = ContainerFormat("mp4", "libx264", False, frozenset(COPY_AUDIO_CODECS), "aa
 WEBM = ContainerFormat("webm", "libvpx-vp9", True, frozenset({"opus", "vorbis"}), "libopus", OPUS_RATES,
                        ((1, "mono"), (2, "stereo")))
 CONTAINERS = {".mp4": MP4, ".m4v": MP4, ".webm": WEBM}
-VIDEO_SUFFIXES = tuple(CONTAINERS)
+OUTPUT_VIDEO_SUFFIXES = tuple(CONTAINERS)  # what a video can be written as (inputs: media.INPUT_VIDEO_SUFFIXES)
 # x264 preset -> libvpx-vp9 realtime speed (cpu-used): what the speed setting buys in either codec
 VP9_SPEEDS = {"ultrafast": 8, "superfast": 7, "veryfast": 6}
 VP9_CRF_OFFSET = 9  # x264 CRF 23 ~ VP9 CRF 32 (what the pipeline's crf means for a WebM)

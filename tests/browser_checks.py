@@ -137,8 +137,10 @@ def run_and_wait(page, stem: str, kind: str = "video") -> None:
 
 def show_example(page, title: str, stem: str, photo: bool) -> None:
     """Click an example's row and wait for its result (cached: see conftest's ``example_results``)."""
-    page.evaluate("t => [...document.querySelectorAll('button, [role=button], td, div')]"
-                  ".find(e => e.children.length === 0 && e.textContent.trim() === t).click()", title)
+    # the examples' rows fill in after the page is ready: wait for the row, then click it
+    page.wait_for_function("t => { const row = [...document.querySelectorAll('button, [role=button], td, div')]"
+                           ".find(e => e.children.length === 0 && e.textContent.trim() === t);"
+                           " if (row) row.click(); return !!row; }", arg=title)
     if photo:
         page.wait_for_function("() => document.querySelectorAll('#result-photo img').length >= 2"
                                " && document.querySelectorAll('#legend .seg-legend-item').length",

@@ -64,6 +64,28 @@ def test_segment_image(client, shared_images):
     assert stats["width"] == 512 and stats["height"] == 343 and stats["model"] == "deeplabv3-pascal"
 
 
+def test_labels_endpoint_returns_the_label_files_like_the_page(client, shared_images, tmp_path):
+    """/segment_labels: a photo or a video (told apart by content) with its class maps as the page
+    offers them: a .zip (an 8-bit PNG of class ids per frame + labels.json) and a COCO .json."""
+    import json
+    import zipfile
+
+    api = client.view_api(print_info=False, return_format="dict")
+    assert "/segment_labels" in api["named_endpoints"]
+    clip = make_clip(tmp_path / "clip.mp4", size=(64, 48), frames=6)
+    for source, frames in ((shared_images / "bird.bmp", 1), (clip, 6)):
+        out, files, legend, stats = client.predict(handle_file(str(source)), "deeplabv3-pascal", "overlay", 0.5,
+                                                   "realtime", [], api_name="/segment_labels")
+        assert Path(out).is_file() and legend and stats["model"] == "deeplabv3-pascal"
+        paths = [Path(f["path"] if isinstance(f, dict) else f) for f in files]
+        assert sorted(p.suffix for p in paths) == [".json", ".zip"], paths
+        with zipfile.ZipFile(next(p for p in paths if p.suffix == ".zip")) as z:
+            pngs = [n for n in z.namelist() if n.endswith(".png")]
+            assert len(pngs) == frames and "labels.json" in z.namelist()
+        coco = json.loads(next(p for p in paths if p.suffix == ".json").read_text())
+        assert len(coco["images"]) == frames and coco["categories"]
+
+
 def test_segment_image_side_by_side_with_class_filter(client, shared_images):
     out, legend, stats = client.predict(handle_file(str(shared_images / "bird.bmp")), "deeplabv3-pascal",
                                         "side-by-side", 0.7, ["bird"], api_name="/segment_image")

@@ -164,30 +164,83 @@ def test_photo_result_and_legend(page, shared_images, artifacts):
     page.screenshot(path=str(artifacts / "browser_photo.png"), full_page=True)
 
 
+def _live_frames(page, n: int = 5, seconds: float = 40) -> list[str]:
+    """The live view's pictures as they change, until ``n`` different ones came; meanwhile the
+    status never shows Gradio's per-event run time ("0.3s") over the live line."""
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and len(set(seen)) < n:
+        src, stats = page.evaluate("() => { const i = document.querySelector('#live-output img');"
+                                   " return [i ? i.src : null, document.querySelector('#live-stats').innerText]; }")
+        assert not re.search(r"(^|\s)\d+(\.\d+)?s(\s|$)", stats), f"a run time over the live status: {stats!r}"
+        if src and (not seen or seen[-1] != src):
+            seen.append(src)
+        time.sleep(0.1)
+    assert len(set(seen)) >= n, f"only {len(set(seen))} segmented frames arrived"
+    return seen
+
+
 def test_live_webcam_is_segmented(page, artifacts):
     page.get_by_role("tab", name="Live webcam").click()
     page.get_by_label("mask").check()
     _open_camera(page, "live-input")
-    page.locator("#live-input").get_by_role("button", name="capture photo").click()  # "Record": start streaming
-    seen: list[str] = []
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline and len(set(seen)) < 5:
-        src = page.evaluate("() => { const i = document.querySelector('#live-output img'); return i ? i.src : null; }")
-        if src and (not seen or seen[-1] != src):
-            seen.append(src)
-        time.sleep(0.1)
-    assert len(set(seen)) >= 5, f"only {len(set(seen))} segmented frames arrived"
+    # the stream's button reads Start (Gradio's own word is "Record", and nothing is recorded)
+    button = page.locator("#live-input").get_by_role("button", name="capture photo")
+    assert button.inner_text().strip() == "Start"
+    button.click()
+    _live_frames(page)
     stats = page.inner_text("#live-stats")
     assert re.search(r"latency \d+ ms", stats) and re.search(r"[\d.]+ frames/s", stats), stats
     page.screenshot(path=str(artifacts / "browser_live.png"), full_page=True)
-    # Gradio 6.31 names the stream's start button "Record" (no documented parameter relabels it);
-    # its stop button ends the stream, and the status says so instead of a frozen "Live ·" line
-    button = page.locator("#live-input").get_by_role("button", name="capture photo")
+    # its Stop ends the stream, and the status says so instead of a frozen "Live ·" line
     assert button.inner_text().strip() == "Stop"
     button.click()
     page.wait_for_function("() => /^Stopped/.test(document.querySelector('#live-stats').innerText.trim())",
                            timeout=10_000)
     assert "Live ·" not in page.inner_text("#live-stats")
+    assert button.inner_text().strip() == "Start"
+
+
+def _box(page, selector: str) -> dict:
+    return page.evaluate("s => { const b = document.querySelector(s).getBoundingClientRect();"
+                         " return {x: b.x, y: b.y, w: b.width, h: b.height}; }", selector)
+
+
+def _overlap(a: dict, b: dict) -> float:
+    w = min(a["x"] + a["w"], b["x"] + b["w"]) - max(a["x"], b["x"])
+    h = min(a["y"] + a["h"], b["y"] + b["h"]) - max(a["y"], b["y"])
+    return max(0.0, w) * max(0.0, h)
+
+
+def test_live_view_on_a_phone(browser, server, artifacts):
+    """On a phone (390x844, touch): the webcam and the segmented picture stack, the picture as wide
+    as the screen allows and no taller than it, and Stop covers neither picture."""
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                              device_scale_factor=2, permissions=["camera"])
+    try:
+        page = ctx.new_page()
+        page.set_default_timeout(30_000)
+        open_app(page, server.url)
+        page.get_by_role("tab", name="Live webcam").click()
+        _open_camera(page, "live-input")
+        button = page.locator("#live-input").get_by_role("button", name="capture photo")
+        button.click()
+        _live_frames(page, n=3)
+        page.wait_for_function("() => document.querySelector('#live-output img').naturalWidth > 0")
+        stop, cam, out = _box(page, "#live-input button[aria-label='capture photo']"), _box(page, "#live-input video"), \
+            _box(page, "#live-output img")
+        row = _box(page, "#live-row")
+        page.screenshot(path=str(artifacts / "browser_live_phone.png"))
+        assert button.inner_text().strip() == "Stop"
+        assert _overlap(stop, cam) == 0 and _overlap(stop, out) == 0, (stop, cam, out)
+        assert out["y"] >= cam["y"] + cam["h"], "the segmented picture is not under the webcam"
+        assert out["w"] >= 0.9 * row["w"] and out["w"] >= 0.75 * 390, (out, row)
+        assert out["h"] <= 844, out
+        button.click()
+        page.wait_for_function("() => /^Stopped/.test(document.querySelector('#live-stats').innerText.trim())",
+                               timeout=10_000)
+    finally:
+        ctx.close()
 
 
 def test_webcam_photo_is_segmented(page, artifacts):
@@ -202,3 +255,26 @@ def test_webcam_photo_is_segmented(page, artifacts):
     assert "webcam_segmented" in page.inner_text("#download")
     assert _legend(page)
     page.screenshot(path=str(artifacts / "browser_webcam_photo.png"), full_page=True)
+
+
+def test_an_example_plays_after_the_app_restarts(browser, tmp_path, shared_models, shared_videos, artifacts):
+    """The example results cache (``GRADIO_EXAMPLES_CACHE``) outlives the app; the files its rows
+    named were the stopped app's temporary files: after a restart the row is computed again, and plays."""
+    from browser_checks import check_players, show_example
+
+    cache = tmp_path / "cached_examples"
+    for run in (1, 2):
+        srv = start_app(tmp_path / f"app-{run}.log", GRADIO_EXAMPLES_CACHE=str(cache))
+        ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            page = ctx.new_page()
+            page.set_default_timeout(30_000)
+            open_app(page, srv.url)
+            page.get_by_text("Classroom (video)").first.wait_for()
+            show_example(page, "Classroom (video)", "classroom", photo=False)
+            check_players(page, "classroom")
+            page.screenshot(path=str(artifacts / f"browser_example_run{run}.png"), full_page=True)
+        finally:
+            ctx.close()
+            stop_app(srv.process)
+    assert "computing it again" in (tmp_path / "app-2.log").read_text()

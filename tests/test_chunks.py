@@ -92,7 +92,8 @@ def test_plan_starts_after_source_keyframes(clips):
     index = source_index(clips["cfr"])
     assert len(index.pts) == 240 and list(index.keyframes) == list(range(0, 240, 30))
     spans = plan_chunks(clips["cfr"], VideoOptions(), 3, min_frames=40)
-    assert [(s.start, s.stop) for s in spans] == [(0, 90), (90, 160), (160, 240)]  # as even as the keyframes allow
+    # each chunk segments (240 + 2 x 90) / 3 = 140 frames, its warm-up included
+    assert [(s.start, s.stop) for s in spans] == [(0, 140), (140, 190), (190, 240)]
     for s in spans[1:]:  # 90 frames of warm-up, reached from the source keyframe before it
         assert s.first - s.seek_index < 30 and s.start - s.first == 90 and s.seek_index % 30 == 0
     rt = plan_chunks(clips["long"], VideoOptions(speed="realtime"), 2)

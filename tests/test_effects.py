@@ -477,4 +477,4 @@ def test_sink_refuses_alpha_in_mp4(tmp_path):
     with pytest.raises(ValueError, match="alpha"):
         video.VideoSink(tmp_path / "x.mp4", 16, 16, Fraction(10), Fraction(1, 10), alpha=True)
     assert video.container_for("a.WEBM") is video.WEBM and video.container_for("b.mp4") is video.MP4
-    assert video.VIDEO_SUFFIXES == (".mp4", ".m4v", ".webm")
+    assert video.OUTPUT_VIDEO_SUFFIXES == (".mp4", ".m4v", ".webm")

@@ -237,6 +237,46 @@ def test_lazy_example_is_computed_once(tmp_path, monkeypatch):
     assert calls == ["b"]
 
 
+def _file_table(tmp_path, monkeypatch, calls: list) -> Examples:
+    """A lazily cached example table whose results are files, as the page's are (in updates)."""
+    monkeypatch.setenv("GRADIO_EXAMPLES_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio-tmp"))
+
+    def write(x):
+        calls.append(x)
+        out = tmp_path / f"result-{len(calls)}.txt"
+        out.write_text(x)
+        return gr.update(value=str(out), visible=True), [str(out)]
+
+    with gr.Blocks():
+        box, one, many = gr.Textbox(), gr.File(), gr.File(file_count="multiple")
+        return gr.Examples([["a"], ["b"]], [box], [one, many], fn=write, cache_examples=True, cache_mode="lazy")
+
+
+def _paths(output) -> list[str]:
+    return gradio_compat._file_paths(output)
+
+
+def test_a_cached_example_whose_files_are_gone_is_computed_again(tmp_path, monkeypatch):
+    """Gradio keeps a cached row's files in its temporary folder, deleted when the app stops: after
+    a restart the row names missing files (unpatched), or is computed again (patched)."""
+    assert {"cached_indices_file", "_cache_locks"} <= set(vars(_file_table(tmp_path / "x", monkeypatch, [])))
+    calls: list = []
+    table = _file_table(tmp_path, monkeypatch, calls)
+    first = table.load_from_cache(1)
+    assert calls == ["b"] and len(_paths(first)) == 2 and all(Path(p).is_file() for p in _paths(first))
+    for p in _paths(first):
+        Path(p).unlink(missing_ok=True)  # the app stopped: its temporary files went
+    assert not any(Path(p).is_file() for p in _paths(table.load_from_cache(1))), "unpatched: served broken"
+    assert calls == ["b"]
+    gradio_compat.recompute_missing_examples(table)
+    again = table.load_from_cache(1)
+    assert calls == ["b", "b"] and all(Path(p).is_file() for p in _paths(again)), again
+    assert _paths(table.load_from_cache(1)) == _paths(again) and calls == ["b", "b"]  # then served as cached
+    table.load_from_cache(0)
+    assert calls == ["b", "b", "a"]  # the other rows keep their places
+
+
 def test_the_page_script_runs_both_fixes():
     """PAGE_JS (launch(js=...)) runs the drop-to-replace script and the keyboard fixes; the selectors
     KEYBOARD_JS relies on are Gradio 6.31's (checked in the page by tests/test_browser_a11y.py)."""

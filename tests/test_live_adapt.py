@@ -118,3 +118,38 @@ def test_slowed_is_the_segmenter_itself_without_the_variable(monkeypatch):
     monkeypatch.setenv(SLOW_MODEL_ENV, "3")
     s = slowed(seg)
     assert s.labels == seg.labels and np.array_equal(s.predict(np.zeros((8, 8, 3), np.uint8)), seg.predict(None))
+
+
+def _striped(w: int, h: int) -> np.ndarray:
+    """Vertical stripes 12 px wide: how much of their contrast is left measures the blur."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[:, (np.arange(w) // 12) % 2 == 1] = 255
+    return img
+
+
+def test_blur_at_the_smaller_working_size_looks_as_at_full_size():
+    """Level 2 draws on the frame at half its size: the blur (and feather) shrink with it, so the
+    half-size picture is the full-size one made smaller, not twice as blurred."""
+    from segmentation.effects import EffectOptions
+
+    seg, frame = StubSegmenter(), _striped(256, 192)  # the stub: class 1 on the top half
+    effect = EffectOptions(blur=6, feather=2)
+
+    def drawn(level: int) -> np.ndarray:
+        session = LiveSession()
+        session.adapter.level = level
+        out, _ = session.process(seg, frame, "blur-background", 0.5, (1,), "realtime", temporal=False,
+                                 effect=effect, adapt=True)
+        return out.astype(np.float32)
+
+    full, half = drawn(0), drawn(2)
+    assert half.shape == (96, 128, 3)
+    import cv2
+
+    expected = cv2.resize(full, (128, 96), interpolation=cv2.INTER_AREA)
+    background = (slice(70, 96), slice(8, 120))  # the blurred bottom, away from the edge and the borders
+    contrast = half[background].std()
+    assert abs(contrast - expected[background].std()) < 0.2 * expected[background].std() + 2, \
+        (contrast, expected[background].std())
+    assert np.abs(half[background] - expected[background]).mean() < 12
+    assert EffectOptions(blur=6, feather=2).scaled(0.5) == EffectOptions(blur=3, feather=1)

@@ -20,7 +20,7 @@ inside the test's folders, which are checked file by file.
 Models are not under test here: the fastest catalog model runs with overlay
 opacity 0, so each output pixel is the input's (orientation is read from a red
 marker). The outcome of every case is written to artifacts/matrix.md
-(the README's "Bad input, limits and faults" table is its reviewed copy).
+(docs/limits-and-faults.md's table is its reviewed copy).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
-"""The README runs as written (issue 19): every ```bash and ```python block of README.md (and of
-docs/*.md, once there are any) runs in a folder of small media, and a block that fails fails here.
+"""The README and the docs run as written (issue 19): every ```bash and ```python block of
+README.md and of docs/*.md runs in a folder of small media, and a block that fails fails here.
+The README stays a front page (under 200 lines), and every relative link of README.md and
+docs/*.md points to a file that exists (and, for a ``#heading`` in a Markdown file, to a heading
+that exists).
 
 A block preceded by ``<!-- no-test: reason -->`` is skipped (installs, servers): the marker is
 in the README's source, visible to anyone editing it, and counted here. Python blocks run one by
@@ -20,13 +23,14 @@ import pytest
 from media import corner_image, make_clip
 
 ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 BLOCK = re.compile(r"(?P<marker><!--\s*no-test[^>]*-->\s*\n)?```(?P<lang>bash|python)\n(?P<code>.*?)```", re.S)
 
 
 def blocks() -> list[tuple[str, str, str, bool]]:
     """(id, language, code, skipped) for every bash/python block of the README and docs/."""
     found = []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]:
+    for doc in DOCS:
         text = doc.read_text()
         for m in BLOCK.finditer(text):
             line = text.count("\n", 0, m.start("lang")) + 1
@@ -67,6 +71,50 @@ def test_every_block_runs_or_says_why_not():
     assert {b[1] for b in RUN} == {"bash", "python"}
     skipped = [b[0] for b in BLOCKS if b[3]]
     assert len(skipped) <= 4, skipped  # installs, the app, Ray: a new skip is a decision, seen here
+
+
+def test_docs_blocks_run_too():
+    """Snippets that moved from the README to docs/ are still run."""
+    docs = {b[0].split(":")[0] for b in RUN}
+    assert "README.md" in docs and any(d.startswith("docs/") for d in docs), docs
+
+
+def test_readme_is_a_front_page():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) < 200, f"README.md has {len(lines)} lines: move the detail into docs/"
+
+
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+
+
+def _anchors(doc: Path) -> set[str]:
+    """GitHub's ids for a Markdown file's headings: lower case, punctuation dropped, spaces to '-'."""
+    ids = set()
+    for line in FENCE.sub("", doc.read_text()).splitlines():
+        if m := re.match(r"#{1,6}\s+(.*)", line):
+            title = m.group(1).strip().lower()
+            ids.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return ids
+
+
+def _links() -> list[tuple[Path, str]]:
+    return [(doc, m.group(1)) for doc in DOCS for m in LINK.finditer(FENCE.sub("", doc.read_text()))
+            if not re.match(r"[a-z][a-z0-9+.-]*:", m.group(1))]
+
+
+def test_every_relative_link_points_to_an_existing_file():
+    links = _links()
+    assert len(links) >= 20, links
+    broken = []
+    for doc, target in links:
+        path, _, anchor = target.partition("#")
+        dest = (doc.parent / path).resolve() if path else doc
+        if not dest.exists():
+            broken.append(f"{doc.relative_to(ROOT)}: {target} (no such file)")
+        elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+            broken.append(f"{doc.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
 
 
 @pytest.mark.parametrize("where, lang, code, skipped", RUN, ids=[b[0] for b in RUN])

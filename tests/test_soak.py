@@ -12,7 +12,7 @@ Checked: every job gets its own output (or its own sentence); the job store neve
 than its budget (sampled every 0.1 s); after each half of the jobs the server's RSS, open file
 descriptors and threads are back at their idle level (after a concurrent warm-up round, within a
 tolerance; the second half may add half as much as both) and no temporary file is left. The
-figures go to artifacts/soak.json (and the README). Marked ``soak``: part of the normal suite
+figures go to artifacts/soak.json (and docs/quality-and-speed.md). Marked ``soak``: part of the normal suite
 (about 40 s here), ``-m "not soak"`` leaves it out.
 """
 

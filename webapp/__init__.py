@@ -9,6 +9,7 @@ The library knows nothing of this package (no HTML, no CSS, no Gradio). Modules:
   ``store`` (job outputs, disk budget, sweeper), ``request`` (a checked upload; a video job parsed
   and probed once), ``photo_job`` / ``video_job`` (the runs), ``results`` (outcomes, typed stats),
   ``estimates`` (disk reservations) and ``watch`` (stop, disk watch, frame rate).
+* ``page``: the page's components, laid out (settings, the two tabs, the API's inputs, examples).
 * ``views``: what the page shows (legend HTML and CSS, stats markdown) and the API's legend JSON.
 * ``live``: one browser's live webcam session.
 * ``examples``: the example media (pinned by sha256) and their rows' settings.

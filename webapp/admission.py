@@ -10,7 +10,7 @@ waits behind at most one of the first visitor's.
 
 The client address is the peer's, or -- when the peer is a trusted proxy
 (``SEGMENTATION_TRUSTED_PROXIES``, ``*`` on a Hugging Face Space, where every request comes
-through its proxy) -- the first address of ``X-Forwarded-For``. See README, "Bad input, limits
+through its proxy) -- the first address of ``X-Forwarded-For``. See docs/limits-and-faults.md, "Bad input, limits
 and faults", for why the first address and what it costs.
 
 Slots are plain counters under a lock, polled from the event loop, so a job computed outside

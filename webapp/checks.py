@@ -61,13 +61,8 @@ def check_mode(mode: object) -> str:
 
 
 def check_alpha(alpha: object) -> float:
-    try:
-        a = float(alpha)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"Overlay opacity must be a number between 0 and 1, got {alpha!r}.") from None
-    if not 0.0 <= a <= 1.0:
-        raise InputError(f"Overlay opacity must be between 0 and 1, got {a:g}.")
-    return a
+    """The page's overlay opacity as a number in 0..1 (the library's own check, in the page's words)."""
+    return draw.check_alpha(alpha, "Overlay opacity")
 
 
 def check_colour(value: object) -> tuple[int, int, int]:
@@ -116,10 +111,7 @@ def class_filter(names: Sequence[str] | str | None, labels: Sequence[str]) -> tu
     names = [str(n) for n in names if str(n).strip()]
     if not names:
         return None
-    try:
-        return draw.class_ids(names, labels)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    return draw.chosen_classes(names, labels)
 
 
 def check_upload(path: str | os.PathLike | None, limits: Limits) -> Path:

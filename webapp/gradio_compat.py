@@ -1,6 +1,6 @@
 """Every use of Gradio's private parts, in one place, pinned to one Gradio version.
 
-The app needs seven things Gradio has no public API for:
+The app needs eight things Gradio has no public API for:
 
 * ``pass_upload_path``: a ``gr.File`` whose jobs get the uploaded file's path and nothing more.
   Gradio 6.31's ``File._process_single_file`` opens an unused ``NamedTemporaryFile(delete=False)``
@@ -12,6 +12,8 @@ The app needs seven things Gradio has no public API for:
   stops when its tab is closed.
 * ``compute_example``: compute (or read back) one row of a lazily cached ``gr.Examples``
   (``Examples.load_from_cache``, undocumented), to warm the cache after start.
+* ``recompute_missing_examples``: a cached example row whose result files are gone (Gradio's
+  temporary files, deleted when the app stops) is computed again instead of served broken.
 * ``accept_missing_inputs``: an API endpoint that grew optional trailing inputs still answers a
   raw ``/gradio_api/call/<name>`` request sending only the inputs it had before. ``gradio_client``
   fills a left-out parameter with its default itself; Gradio 6.31's ``Blocks.validate_inputs``
@@ -51,7 +53,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 from gradio.context import LocalContext
@@ -243,3 +247,44 @@ PAGE_JS = ("() => { (" + REPLACE_ON_DROP_JS + ")(); (" + KEYBOARD_JS + ")();"
 def compute_example(table: Examples, index: int) -> None:
     """Compute row ``index`` of a lazily cached example table, or read it back if cached."""
     table.load_from_cache(index)
+
+
+def _file_paths(value) -> list[str]:
+    """The server paths of the files a cached output names (``FileData``, as such or as dicts, in
+    updates and lists)."""
+    if isinstance(value, dict):
+        found = [value["path"]] if isinstance(value.get("path"), str) and (value.get("meta") or {}).get(
+            "_type", "gradio.FileData") == "gradio.FileData" else []
+        return found + [p for k, v in value.items() if k != "path" for p in _file_paths(v)]
+    if isinstance(value, (list, tuple)):
+        return [p for v in value for p in _file_paths(v)]
+    if hasattr(value, "model_dump"):  # FileData, ListFiles (a multiple gr.File's cached value)
+        return _file_paths(value.model_dump())
+    return []
+
+
+def recompute_missing_examples(table: Examples) -> Examples:
+    """A cached example row whose result files are gone is computed again, not served broken.
+
+    Gradio 6.31's lazy example cache (``GRADIO_EXAMPLES_CACHE``) keeps each row's outputs as the
+    paths of files in Gradio's temporary folder, which the app deletes when it stops (and its
+    ``delete_cache`` sweep after a while): after a restart the row named files that no longer
+    exist. The fix wraps ``Examples.load_from_cache`` on the instance: a row naming a missing file
+    is forgotten (its line in ``cached_indices_file``, read under ``_cache_locks``, becomes -1, so
+    the log's rows keep their numbers) and computed again. Returns ``table``."""
+    load = table.load_from_cache
+
+    def load_from_cache(example_id: int, request=None):
+        output = load(example_id, request)
+        missing = [p for p in _file_paths(output) if not os.path.isfile(p)]
+        if not missing:
+            return output
+        log.info("Example %d's cached result is gone (%s): computing it again", example_id, missing[0])
+        with table._cache_locks[example_id]:
+            indices = Path(table.cached_indices_file)
+            lines = indices.read_text().splitlines()
+            indices.write_text("".join(("-1" if line.strip() == str(example_id) else line) + "\n" for line in lines))
+        return load(example_id, request)
+
+    table.load_from_cache = load_from_cache
+    return table

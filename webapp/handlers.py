@@ -256,6 +256,22 @@ class Handlers:
         return str(r.output), views.legend_json(r.legend), r.stats.to_json()
 
     @user_errors
+    async def api_segment_labels(self, file, model, mode, alpha, speed, classes, temporal=True, blur=None,
+                                 background=None, background_image=None, feather=None, request: gr.Request = None):
+        """Segment a photo or a video (told apart by content) as the page's Run does, with its labels:
+        the class maps as a ``.zip`` (an 8-bit PNG of class ids per frame and ``labels.json``) and as
+        COCO ``.json``. Returns the result file, the two label files, the legend and stats; the other
+        settings are those of ``segment_image`` and ``segment_video``."""
+        effect = (blur, background, background_image, feather)
+        checked = await asyncio.to_thread(Upload.check, file, self.context.limits)  # sniffed once, here
+        if checked.kind == "image":
+            r = await self._photo(request, checked, model, mode, alpha, classes, effect, labels=True)
+        else:
+            r = await self._video(request, checked, model, mode, alpha, speed, classes, temporal=temporal,
+                                  effect=effect, labels=True)
+        return str(r.output), [str(p) for p in r.labels], views.legend_json(r.legend), r.stats.to_json()
+
+    @user_errors
     def live(self, frame, model_id, mode, alpha, speed, classes, temporal, blur=None, colour=None,
              background_image=None, feather=None, session=None, speed_chosen=False):
         """One webcam frame in, one segmented frame out (per-session flow propagation). Until the

@@ -24,7 +24,7 @@ class Limits:
     max_seconds: float = config.default("SEGMENTATION_MAX_SECONDS")
     max_pixels: int = config.default("SEGMENTATION_MAX_PIXELS")
     # Work per video job: frames decoded (the model runs on each in accurate mode; ~3.5 min at
-    # 720p on 2 cores, see README) and the frame rate a header may claim.
+    # 720p on 2 cores, see docs/quality-and-speed.md) and the frame rate a header may claim.
     max_frames: int = config.default("SEGMENTATION_MAX_FRAMES")
     max_fps: float = config.default("SEGMENTATION_MAX_FPS")
     max_job_seconds: float = config.default("SEGMENTATION_MAX_JOB_SECONDS")  # wall clock per video job

@@ -189,8 +189,9 @@ class LiveSession:
             rgb = cv2.resize(rgb, (max(16, round(w * scale)), max(16, round(h * scale))),
                              interpolation=cv2.INTER_AREA)
         # the live image is a JPEG: no alpha, so remove-background shows the key colour
+        # blur and feather are in the picture's pixels: on the smaller frame, smaller by as much
         options = DrawOptions(mode=mode, alpha=alpha, classes=classes,
-                              effect=effect or EffectOptions()).resolve(segmenter.labels).opaque()
+                              effect=(effect or EffectOptions()).scaled(scale)).resolve(segmenter.labels).opaque()
         person = options.matte_ids(segmenter.labels)
         light = people is not None and bool(person) and set(person) == set(options.classes)
         if light:

@@ -63,6 +63,20 @@ PAGE_CSS = _CONTRAST + f"""
 .seg-status-error {{ background: #fde8e8; color: #8a1c1c; border: 1px solid #f5b5b5; }}
 .seg-status-stopped {{ background: #eef0f3; color: #333; border: 1px solid #ccd; }}
 .seg-status details {{ margin-top: 4px; font-size: 0.85em; opacity: 0.85; }}
+""" + """
+/* The live tab. The webcam's Start/Stop button goes under the picture, not over it; the segmented
+   picture is as large as the screen allows (the whole width on a phone, where the webcam and it
+   stack, and never taller than the screen); no per-event run time ("0.3s") over the status. */
+#live-input .button-wrap { position: static; transform: none; margin: 8px auto 0; width: fit-content; }
+#live-input .wrap:has(> video), #live-input .wrap:has(> .button-wrap) { height: auto; }
+#live-output img.seg-live { display: block; max-height: 85vh; object-fit: contain; }
+#live-stats .progress-text, #live-stats .meta-text, #live-stats .meta-text-center, #live-stats .eta-bar,
+#live-output .progress-text, #live-output .meta-text, #live-output .meta-text-center, #live-output .eta-bar
+  { display: none !important; }
+@media (max-width: 640px) {
+  #live-row { flex-direction: column; }
+  #live-row > * { width: 100%; min-width: 0; flex: none; }
+}
 """
 
 

@@ -4,7 +4,7 @@ Before a batch runs, each video's frame count is read from its header. A
 video longer than a fair share of the batch (all frames / workers) is cut
 into about ``frames / share`` chunks (``chunks.plan_chunks``), which join
 the other inputs' jobs in the same pool or on the same Ray cluster (the
-runners run :func:`run_task`: a chunk or a whole input). When the last chunk
+runners run :class:`RunTask`: a chunk or a whole input). When the last chunk
 of a video is back, the driver stitches it (``chunks.stitch``), writes its
 manifest and reports it as one input: the report, resume and failure
 isolation are the batch's own. A chunk that fails (after Ray's retries, or
@@ -22,21 +22,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from .batch import (Job, Outcome, Status, Task, _file_record, _remove_stale_parts, _segmenter, _write_manifest,
-                    one_line, process_one)
-from .chunks import (MIN_CHUNK_FRAMES, ChunkDone, ChunkJob, chunk_jobs, chunkable, plan_chunks, run_chunk,
-                     stitch)
-from .segmenter import SegmenterOptions
+from ..chunks import (MIN_CHUNK_FRAMES, ChunkDone, ChunkJob, chunk_jobs, chunkable, plan_chunks, run_chunk,
+                      stitch)
+from ..errors import InputError
+from ..media import MediaKind
+from ..segmenter import SegmenterOptions
+from .executors import Task
+from .manifest import file_record, remove_stale_parts, write_manifest
+from .types import Job, Outcome, Status, one_line
+from .worker import segmenter
 
 
 @dataclasses.dataclass(frozen=True)
 class RunTask:
     """What the runners call for each job: ``run_chunk`` for a chunk, ``task`` for a whole input."""
 
-    task: Task = process_one
+    task: Task
 
     def __post_init__(self):
-        # the pool's workers skip the calling script unless the task comes from it (batch._children_skip_main)
+        # the pool's workers skip the calling script unless the task comes from it (executors._children_skip_main)
         object.__setattr__(self, "__module__", getattr(self.task, "__module__", __name__))
 
     def __call__(self, job):
@@ -44,7 +48,7 @@ class RunTask:
 
 
 def _frames(job: Job) -> int:
-    from .video import probe
+    from ..video import probe
 
     try:
         info = probe(job.input)
@@ -67,23 +71,19 @@ class ChunkedInput:
     @classmethod
     def prepare(cls, job: Job, count: int, threads: int | None) -> "ChunkedInput | None":
         """The chunks of ``job`` (None when it cannot or need not be cut: it then runs whole)."""
-        from . import draw
-
         options = job.options.video
         if chunkable(options, job.output):
             return None
         spans = plan_chunks(job.input, options, count)
         if len(spans) < 2:
             return None
-        seg = _segmenter(job.options, threads)
-        if job.options.classes:
-            try:
-                options = dataclasses.replace(options, draw=dataclasses.replace(
-                    options.draw, classes=draw.class_ids(job.options.classes, seg.labels)))
-            except ValueError:
-                return None  # refused in its own job, with the sentence
+        seg = segmenter(job.options, threads)
+        try:
+            options = job.options.video_for(seg.labels)
+        except InputError:
+            return None  # refused in its own job, with the sentence
         Path(job.manifest).unlink(missing_ok=True)  # an output without a manifest is never trusted
-        _remove_stale_parts(job.output, job.labels, job.manifest)
+        remove_stale_parts(job.output, job.labels, job.manifest)
         out = Path(job.output)
         out.parent.mkdir(parents=True, exist_ok=True)
         for stale in out.parent.glob(f".{glob.escape(out.name)}.chunks-*"):  # a killed earlier run's chunks
@@ -92,7 +92,7 @@ class ChunkedInput:
         seg_opts = SegmenterOptions(model=job.options.model, labels_file=job.options.labels_file,
                                     threads=threads, resize=job.options.resize)
         jobs = chunk_jobs(job.input, options, seg_opts, spans, folder, job.labels is not None)
-        return cls(job, jobs, folder, options, seg, _file_record(job.input))
+        return cls(job, jobs, folder, options, seg, file_record(job.input))
 
     def add(self, chunk: ChunkJob, outcome) -> Outcome | None:
         """Record one chunk's outcome; the input's Outcome when it was the last."""
@@ -118,7 +118,7 @@ class ChunkedInput:
             outcome = dataclasses.replace(base, frames=res.frames, seconds=time.perf_counter() - self.t0,
                                           model_id=self.segmenter.entry.id,
                                           worker=f"{len(self.chunks)} chunks on " + ", ".join(workers))
-            _write_manifest(job, self.input_rec, outcome)
+            write_manifest(job, self.input_rec, outcome)
             return outcome
         except Exception as exc:  # noqa: BLE001 - this input's outcome
             for p in (job.output, job.labels):
@@ -133,7 +133,7 @@ class ChunkedInput:
 def split_long_inputs(jobs: list[Job], workers: int, threads: int | None) -> tuple[list, dict[str, ChunkedInput]]:
     """``jobs`` with every video longer than a fair share (all frames / ``workers``, and at least
     two chunks of ``MIN_CHUNK_FRAMES``) replaced by its chunks; the chunked inputs by input path."""
-    videos = {j.input: _frames(j) for j in jobs if j.kind == "video"}
+    videos = {j.input: _frames(j) for j in jobs if j.kind == MediaKind.VIDEO}
     share = sum(videos.values()) / max(1, workers)
     out: list = []
     groups: dict[str, ChunkedInput] = {}
