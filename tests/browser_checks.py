@@ -120,16 +120,33 @@ def drop(page, path: Path) -> None:
                            " return t.includes(n) && t.includes('⇣'); }", arg=path.stem)  # uploaded
 
 
+def press_run(page) -> None:
+    """Press Run, and from then on set ``window.__segCleared`` once the result area has been
+    cleared (Run clears it first), so a wait can tell this run's result from the one shown before.
+    A MutationObserver sees the clearing even when it is shorter than a poll (a small clip in
+    WebKit, polled every 0.2 s over WebDriver, can clear and fill again in between)."""
+    page.evaluate("""() => {
+        const cleared = () => !document.querySelector('#result-video video')
+            && !document.querySelector('#legend .seg-legend-item');
+        window.__segCleared = cleared();
+        if (!window.__segCleared) {
+            const seen = new MutationObserver(() => {
+                if (cleared()) { window.__segCleared = true; seen.disconnect(); } });
+            seen.observe(document.body, {childList: true, subtree: true});
+        }
+        document.querySelector('#run').click();
+    }""")
+
+
 def run_and_wait(page, stem: str, kind: str = "video") -> None:
     """Press Run and wait for this run's result (a video, or the photo slider's result), not one
     shown before: Run first clears the result area. Fails with the page's message on a failure."""
-    page.evaluate("() => document.querySelector('#run').click()")
-    page.wait_for_function("() => !document.querySelector('#result-video video')"
-                           " && !document.querySelector('#legend .seg-legend-item')")
+    press_run(page)
     page.wait_for_function("([stem, kind]) => { const v = document.querySelector('#result-video video');"
                            " const done = kind === 'video' ? !!v && v.src.includes(stem + '_segmented')"
                            " : !!document.querySelector('#legend .seg-legend-item');"
-                           " return done || !!document.querySelector('#job-status .seg-status-error'); }",
+                           " return window.__segCleared && (done"
+                           " || !!document.querySelector('#job-status .seg-status-error')); }",
                            arg=[stem, kind], timeout=RUN_TIMEOUT_MS)
     error = page.evaluate("() => (document.querySelector('#job-status .seg-status-error') || {}).innerText")
     assert not error, error

@@ -27,11 +27,10 @@ _drop = drop
 def _run_video(page, stem: str) -> None:
     """Run, and wait for this run's result video (not one shown before, e.g. an example's: Run
     first clears the result area)."""
-    page.click("#run")
-    page.wait_for_function("() => !document.querySelector('#result-video video')")
+    press_run(page)
     page.wait_for_function("stem => { const v = document.querySelector('#result-video video');"
-                           " return v && v.src.includes(stem + '_segmented')"
-                           " || document.querySelector('#job-status .seg-status-error'); }",
+                           " return window.__segCleared && (v && v.src.includes(stem + '_segmented')"
+                           " || document.querySelector('#job-status .seg-status-error')); }",
                            arg=stem, timeout=RUN_TIMEOUT_MS)
     assert not page.locator("#job-status .seg-status-error").count(), page.inner_text("#job-status")
 
