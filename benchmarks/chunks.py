@@ -243,7 +243,7 @@ def main() -> None:
 
 
 def write_md(res: dict) -> None:
-    lines = [f"# One long video on 2 processes and on Ray (`benchmarks/chunks.py`)", "",
+    lines = ["# One long video on 2 processes and on Ray (`benchmarks/chunks.py`)", "",
              f"Code {res['commit']}; {res['frames']} frames of 1280x720 at 30 fps; load before "
              f"{res['load_before'][0]:.1f}, after {res['load_after'][0]:.1f}.", "",
              "| speed, runner | wall s | frames/s | x real time | peak RSS MB | load | vs 1 process |",

@@ -241,7 +241,7 @@ def speed_rows(baseline: Path | None, frames: int, rounds: int) -> list[dict]:
 
 
 def markdown(rep: dict) -> str:
-    lines = [f"# People: person IoU, matte stability, person-effect speed", "",
+    lines = ["# People: person IoU, matte stability, person-effect speed", "",
              f"`{rep['command']}` at {rep['commit']}, {rep['cpu']}.", "",
              "## Person IoU on ../shared/people (145 photos)", "",
              "| method | mean IoU | even photos | odd photos | ms per photo |", "|---|---|---|---|---|"]

@@ -36,7 +36,7 @@ video cut into chunks at frame boundaries:
   legend are merged.
 
 A chunk can start anywhere, so a video split in N chunks and the same video
-in one pass are compared frame by frame in ``tests/test_chunks.py``.
+in one pass are compared frame by frame in ``tests/system/test_chunks.py``.
 """
 
 from __future__ import annotations

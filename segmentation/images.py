@@ -8,7 +8,6 @@ EXIF-rotated files through Pillow; refuses non-images and absurd sizes with an
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from pathlib import Path
 

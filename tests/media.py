@@ -7,22 +7,28 @@ few frames, nothing fetched from anywhere.
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
 import threading
+import zipfile
 from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
 import av
+import cv2
 import numpy as np
+from PIL import Image
 
+from segmentation import video
 from segmentation.classmaps import refine_labels, soft_one_hot, upscale_nearest
 
 ROOT = Path(__file__).resolve().parent.parent
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 TONE_HZ = 440.0
+MARGIN = 16  # px: "well inside / outside" = this far from the mask's edge (feather 3 reaches ~10)
 
 
 # -- a stand-in for the model -----------------------------------------------------------
@@ -276,3 +282,68 @@ def run_cli(*args: str, timeout: float = 300, env: dict | None = None) -> subpro
     full = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, "-m", "segmentation", *args], cwd=ROOT, env=full,
                           capture_output=True, text=True, timeout=timeout)
+
+
+# -- masks and decoded outputs (effects) -------------------------------------------------------------------------------------
+def inside(mask: np.ndarray, margin: int = MARGIN) -> np.ndarray:
+    """Pixels at least ``margin`` px inside a boolean mask."""
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
+    return cv2.erode(mask.astype(np.uint8), k, borderType=cv2.BORDER_REPLICATE) > 0
+
+
+def detail(rgb: np.ndarray, where: np.ndarray) -> float:
+    """High-frequency energy: mean |Laplacian| of the grey picture over ``where``."""
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F))[where].mean())
+
+
+def decode_rgb(path: Path, limit: int | None = None) -> list[np.ndarray]:
+    return [f.rgb for f in video.read_frames(path, limit)]
+
+
+def decode_rgba_webm(path: Path) -> list[np.ndarray]:
+    """A VP9 WebM's frames as RGBA, through libvpx (FFmpeg's own vp9 decoder drops the alpha)."""
+    out = []
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        ctx = av.CodecContext.create("libvpx-vp9", "r")
+        for packet in c.demux(v):
+            for f in ctx.decode(packet):
+                assert f.format.name == "yuva420p"
+                out.append(f.to_ndarray(format="rgba"))
+    return out
+
+
+# -- label exports read back -------------------------------------------------------------------
+def read_zip(path: Path) -> tuple[np.ndarray, dict]:
+    with zipfile.ZipFile(path) as z:
+        meta = json.loads(z.read("labels.json"))
+        maps = []
+        for fr in meta["frames"]:
+            with Image.open(io.BytesIO(z.read(fr["file"]))) as im:
+                assert im.mode == "L"
+                maps.append(np.array(im))
+        assert sorted(z.namelist()) == sorted([fr["file"] for fr in meta["frames"]] + ["labels.json"])
+    return np.stack(maps), meta
+
+
+def read_coco(path: Path) -> tuple[np.ndarray, dict]:
+    """Class maps rebuilt from the COCO annotations (every pixel in exactly one), checked on the way."""
+    from pycocotools import mask as mask_api  # a dev requirement: only the tests that read COCO need it
+
+    doc = json.loads(path.read_text())
+    images = sorted(doc["images"], key=lambda im: im["frame"])
+    h, w = images[0]["height"], images[0]["width"]
+    maps = np.full((len(images), h, w), -1, np.int16)
+    by_id = {im["id"]: im["frame"] for im in images}
+    for ann in doc["annotations"]:
+        rle = ann["segmentation"]
+        assert rle["size"] == [h, w]
+        m = mask_api.decode(rle).astype(bool)
+        frame = maps[by_id[ann["image_id"]]]
+        assert (frame[m] == -1).all(), "pixels in two annotations"
+        frame[m] = ann["category_id"]
+        assert ann["area"] == int(m.sum()) == int(mask_api.area(rle))
+        assert np.allclose(ann["bbox"], mask_api.toBbox(rle))
+    assert (maps >= 0).all(), "pixels in no annotation"
+    return maps.astype(np.uint8), doc

@@ -63,7 +63,7 @@ class ExampleFile:
     source_sha256: str | None = None
     # the thumbnail: the frame at this time (s) of a video (one where the subject is in view)
     poster_at: float = 0.0
-    # what the example's legend must name with its model (tests/test_examples.py checks it)
+    # what the example's legend must name with its model (tests/webapp/test_examples.py checks it)
     expect: tuple[str, ...] = ()
 
     def settings_line(self) -> str:
@@ -95,7 +95,7 @@ def _intel_video(name: str, sha256: str, title: str, model: str, mode: str, spee
                        poster_at=poster_at, expect=expect)
 
 
-# Each with the model that knows what is in it (its legend names it: tests/test_examples.py):
+# Each with the model that knows what is in it (its legend names it: tests/webapp/test_examples.py):
 # ADE20K (Autoseg) for rooms and shops, Cityscapes for the overhead parking lot (road and car;
 # ADE20K calls it all "wall", PASCAL "background"), PASCAL VOC for people, bottles and the bird
 # (ADE20K has no bird: grass and person).

@@ -28,7 +28,7 @@ The app needs eight things Gradio has no public API for:
   filled drop zone replace the one there (Gradio 6.31's filled ``gr.File`` ignores a drop): it
   presses the zone's Clear button, then drops the file on the empty zone's ``.upload-container``.
 * ``KEYBOARD_JS``: keyboard and screen-reader fixes Gradio 6.31's markup needs (WCAG 2 A/AA, found
-  by the axe-core audit and the keyboard tests in ``tests/test_browser_a11y.py``):
+  by the axe-core audit and the keyboard tests in ``tests/browser/test_browser_a11y.py``):
   - a ``gr.Radio``'s inputs each have their own ``name``, so arrows do not move within the group
     and each choice is a Tab stop: they get one shared name;
   - Tab out of an open dropdown leaves its list open (its async keydown handler reopens the list
@@ -44,7 +44,7 @@ The app needs eight things Gradio has no public API for:
     ("Classes over time (...): share of the frame (%) against time (s)").
   ``PAGE_JS`` runs both scripts, for ``launch(js=...)``, then marks ``<html data-page-script="ready">``.
 
-``tests/test_gradio_compat.py`` checks each of these against the installed Gradio: the private
+``tests/webapp/test_gradio_compat.py`` checks each of these against the installed Gradio: the private
 attributes exist with the expected signatures and the patch has its documented effect. On a
 Gradio upgrade, run it first; a version other than ``GRADIO_VERSION`` is logged at import.
 """
@@ -70,7 +70,7 @@ GRADIO_VERSION = "6.31.0"  # the version these private parts were read from (REA
 
 if gr.__version__ != GRADIO_VERSION:
     log.warning("Gradio %s is installed; webapp.gradio_compat was written for %s: "
-                "run tests/test_gradio_compat.py", gr.__version__, GRADIO_VERSION)
+                "run tests/webapp/test_gradio_compat.py", gr.__version__, GRADIO_VERSION)
 
 
 # -- uploads ------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from segmentation import config, draw
 from segmentation.draw import DrawOptions
 from segmentation.effects import EffectOptions
 from segmentation.images import as_rgb_array
-from segmentation.matte import LANDSCAPE_ID, MatteSource, PersonMatte, person_ids
+from segmentation.matte import MatteSource, PersonMatte, person_ids
 from segmentation.segmenter import Segmenter
 from segmentation.temporal import frame_segmenter
 

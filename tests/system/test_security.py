@@ -44,7 +44,7 @@ from segmentation.video_limits import VideoLimits
 MAX_UPLOAD_MB, MAX_SECONDS, MAX_PIXELS = 1, 2, 320 * 240
 MODEL = "deeplabv3-pascal-dm05"
 TIMEOUT = 60
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "TOP-SECRET-3f9a"  # the content of files the API must never hand out
 
 

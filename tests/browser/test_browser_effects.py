@@ -20,8 +20,7 @@ from browser_checks import check_checkerboard, open_app
 from PIL import Image
 from test_browser import (RUN_TIMEOUT_MS, _choose_model, _legend, _upload, browser, camera_clip, page,  # noqa: F401
                           server)
-from test_effects import decode_rgb, decode_rgba_webm, detail, inside
-from test_exports import read_coco, read_zip
+from media import decode_rgb, decode_rgba_webm, detail, inside, read_coco, read_zip
 
 from segmentation import DrawOptions, Segmenter, VideoOptions, segment_image, segment_video
 from segmentation.images import load_image
@@ -226,8 +225,8 @@ def test_blur_background_video_timeline_and_labels(page, server, person_clip, au
                            " return v && v.src.includes('person_segmented'); }")
     files = _downloads(page, server, tmp_path)
     assert set(files) == {".mp4", ".zip", ".json"}, files
-    lib = segment_video(autoseg, person_clip, tmp_path / "lib.mp4",
-                        VideoOptions(draw=DrawOptions(mode="blur-background")), labels_out=tmp_path / "lib.npz")
+    segment_video(autoseg, person_clip, tmp_path / "lib.mp4",
+                  VideoOptions(draw=DrawOptions(mode="blur-background")), labels_out=tmp_path / "lib.npz")
     expected = np.load(tmp_path / "lib.npz")["labels"]
     _check_labels(files, expected)
     src, out = np.stack(decode_rgb(person_clip)), np.stack(decode_rgb(files[".mp4"]))

@@ -15,7 +15,7 @@ import pytest
 from media import BLUE, GREEN, RED, close_to, corner_image
 from PIL import Image
 
-from segmentation import InputError, Segmenter, SegmenterOptions, images, load_image
+from segmentation import InputError, Segmenter, SegmenterOptions, load_image
 from segmentation.catalog import ModelEntry
 from segmentation.images import as_rgb_array
 

@@ -10,14 +10,10 @@ decoded with pycocotools itself; our numpy RLE is also checked against
 from __future__ import annotations
 
 import csv
-import io
-import json
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from media import no_leftovers, run_cli
+from media import no_leftovers, read_coco, read_zip, run_cli
 from PIL import Image
 
 from segmentation.errors import InputError
@@ -27,39 +23,6 @@ from segmentation.labels import ADE20K_32, PASCAL_VOC, palette
 mask_api = pytest.importorskip("pycocotools.mask")
 
 FRAMES = 8
-
-
-# -- reading each format back -------------------------------------------------------------------
-def read_zip(path: Path) -> tuple[np.ndarray, dict]:
-    with zipfile.ZipFile(path) as z:
-        meta = json.loads(z.read("labels.json"))
-        maps = []
-        for fr in meta["frames"]:
-            with Image.open(io.BytesIO(z.read(fr["file"]))) as im:
-                assert im.mode == "L"
-                maps.append(np.array(im))
-        assert sorted(z.namelist()) == sorted([fr["file"] for fr in meta["frames"]] + ["labels.json"])
-    return np.stack(maps), meta
-
-
-def read_coco(path: Path) -> tuple[np.ndarray, dict]:
-    """Class maps rebuilt from the COCO annotations (every pixel in exactly one), checked on the way."""
-    doc = json.loads(path.read_text())
-    images = sorted(doc["images"], key=lambda im: im["frame"])
-    h, w = images[0]["height"], images[0]["width"]
-    maps = np.full((len(images), h, w), -1, np.int16)
-    by_id = {im["id"]: im["frame"] for im in images}
-    for ann in doc["annotations"]:
-        rle = ann["segmentation"]
-        assert rle["size"] == [h, w]
-        m = mask_api.decode(rle).astype(bool)
-        frame = maps[by_id[ann["image_id"]]]
-        assert (frame[m] == -1).all(), "pixels in two annotations"
-        frame[m] = ann["category_id"]
-        assert ann["area"] == int(m.sum()) == int(mask_api.area(rle))
-        assert np.allclose(ann["bbox"], mask_api.toBbox(rle))
-    assert (maps >= 0).all(), "pixels in no annotation"
-    return maps.astype(np.uint8), doc
 
 
 # -- RLE ------------------------------------------------------------------------------------------

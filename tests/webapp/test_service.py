@@ -29,7 +29,7 @@ from webapp.live import LiveSession
 
 from media import StubSegmenter, make_clip
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- limits ---------------------------------------------------------------------------------
@@ -436,7 +436,7 @@ def test_run_photo_modes_and_pixel_limit(shared_images, tmp_path):
 def test_run_photo_effect_and_labels(shared_images, tmp_path):
     """remove-background: an RGBA PNG; labels: the class map as .zip and COCO .json beside it."""
     from PIL import Image
-    from test_exports import read_coco, read_zip
+    from media import read_coco, read_zip
 
     from segmentation.pipeline import segment_image
 
@@ -503,8 +503,8 @@ def test_run_video_past_the_wall_clock_is_stopped_and_removed(tmp_path):
 def test_run_video_effect_labels_and_timeline(tmp_path):
     """remove-background: a WebM; labels: a .zip and a COCO .json, both written by the pipeline in
     the same pass, the same class maps at the same times; the timeline: one entry per frame."""
-    from test_effects import decode_rgba_webm
-    from test_exports import read_coco, read_zip
+    from media import decode_rgba_webm
+    from media import read_coco, read_zip
 
     clip = make_clip(tmp_path / "c.mp4", frames=12)
     store = jobs.TempStore(tmp_path / "s")

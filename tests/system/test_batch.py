@@ -109,7 +109,7 @@ def test_cli_glob_and_files_without_failures_exit_0(tree, tmp_path, shared_model
 
 def test_cli_single_file_mode_refuses_batch_options(tree, tmp_path):
     """--overwrite and --labels-out-format are for batches; --workers and --ray also split one video
-    (tests/test_chunks.py), never a photo (tests/test_cli_errors.py)."""
+    (tests/system/test_chunks.py), never a photo (tests/system/test_cli_errors.py)."""
     r = run_cli(str(tree / "a.mp4"), "-o", str(tmp_path / "x.mp4"), "--overwrite", timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("error: --overwrite: batch options;")
     assert not (tmp_path / "x.mp4").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from browser_checks import (check_players, check_plays_to_end, check_slider, clips,
+from browser_checks import (check_players, check_plays_to_end, clips, press_run,
                             drop, person_clip)
 from test_browser import RUN_TIMEOUT_MS, _legend, _upload, browser, camera_clip, page, server  # noqa: F401
 
@@ -133,7 +133,7 @@ def test_the_original_always_plays(page, tmp_path, artifacts):
     _run_video(page, "classroom")
     check_players(page, "classroom", copied=True)  # a GIF: the browser gets an H.264 copy
     page.screenshot(path=str(artifacts / "browser_gif_original.png"), full_page=True)
-    for clip, copied in clips(tmp_path):  # the same clips as tests/test_browser_webkit.py
+    for clip, copied in clips(tmp_path):  # the same clips as tests/browser/test_browser_webkit.py
         _drop(page, clip)
         _run_video(page, clip.stem)
         check_players(page, clip.stem, copied=copied)

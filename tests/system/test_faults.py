@@ -57,7 +57,7 @@ from webapp.limits import Limits
 MODEL = "deeplabv3-pascal-dm05"
 MAGENTA = (255, 0, 255)
 TIMEOUT = 120
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(condition, timeout: float, what: str) -> float:
@@ -261,7 +261,7 @@ def test_disk_full_cli(tmp_path, monkeypatch, capsys, shared_models):
 
 # -- the running app ---------------------------------------------------------------------------------------
 HOOK = '''
-"""Faults injected into the app under test by tests/test_faults.py (on PYTHONPATH as sitecustomize)."""
+"""Faults injected into the app under test by tests/system/test_faults.py (on PYTHONPATH as sitecustomize)."""
 import errno
 
 import numpy as np

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from media import corner_image, make_clip
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]
 BLOCK = re.compile(r"(?P<marker><!--\s*no-test[^>]*-->\s*\n)?```(?P<lang>bash|python)\n(?P<code>.*?)```", re.S)
 

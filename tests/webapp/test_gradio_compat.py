@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import threading
 from pathlib import Path
 
 import gradio as gr
@@ -22,7 +21,7 @@ from webapp.gradio_compat import (REFUSED_PATH, REPLACE_ON_DROP_JS, EventRef, ac
                                   compute_example, current_event, explain_refused_paths, pass_upload_path,
                                   running_job)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_pinned_version_is_installed_and_pinned_everywhere():
@@ -211,7 +210,7 @@ def test_a_server_file_not_uploaded_is_refused_with_a_sentence(tmp_path):
 
 def test_drop_script_uses_the_zones_gradio_has():
     """The drop script presses the filled zone's Clear button and drops on the empty zone's
-    .upload-container (checked in a browser by tests/test_browser_jobs.py); both exist in 6.31's page."""
+    .upload-container (checked in a browser by tests/browser/test_browser_jobs.py); both exist in 6.31's page."""
     assets = Path(gr.__file__).parent / "templates" / "frontend" / "assets"
     text = "".join(p.read_text(errors="replace") for p in assets.glob("*.js") if p.stat().st_size < 2_000_000)
     assert "upload-container" in text and "Clear" in text
@@ -279,7 +278,7 @@ def test_a_cached_example_whose_files_are_gone_is_computed_again(tmp_path, monke
 
 def test_the_page_script_runs_both_fixes():
     """PAGE_JS (launch(js=...)) runs the drop-to-replace script and the keyboard fixes; the selectors
-    KEYBOARD_JS relies on are Gradio 6.31's (checked in the page by tests/test_browser_a11y.py)."""
+    KEYBOARD_JS relies on are Gradio 6.31's (checked in the page by tests/browser/test_browser_a11y.py)."""
     from webapp.gradio_compat import KEYBOARD_JS, PAGE_JS
 
     assert REPLACE_ON_DROP_JS in PAGE_JS and KEYBOARD_JS in PAGE_JS

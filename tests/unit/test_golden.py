@@ -22,7 +22,7 @@ from segmentation import CATALOG, Segmenter, load_image
 from segmentation.labels import ADE20K_32, palette
 from segmentation.classmaps import upscale_nearest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CLI_TIMEOUT = 120
 
 # (model id, image, reference mask, Coral's bound, our margin bound)

@@ -149,7 +149,7 @@ def page(webkit, server):
 
 
 def test_no_axe_violations_in_webkit(page):
-    """The accessibility audit of tests/test_browser_a11y.py, in WebKit's rendering (desktop size)."""
+    """The accessibility audit of tests/browser/test_browser_a11y.py, in WebKit's rendering (desktop size)."""
     source = axe_source()
     _need(source is not None, "axe-core is unavailable (npm missing or the registry unreachable)")
     found = axe_violations(page, source)
@@ -187,7 +187,7 @@ def _on_screen(page, selector: str) -> np.ndarray:
 
 
 def test_remove_background_video_shows_the_checkerboard(page, shared_videos, tmp_path, artifacts):
-    from test_effects import decode_rgba_webm
+    from media import decode_rgba_webm
 
     clip = person_clip(tmp_path / "walker.mp4", 300, 20, shared_videos, size=(320, 240))
     _choose_output(page, "remove-background")

@@ -19,7 +19,7 @@ from pathlib import Path
 from offline_guard import child_env, offline  # noqa: F401 (fixture)
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PHOTO = ROOT / "examples" / "bird.bmp"  # 512x343
 
 

@@ -26,7 +26,7 @@ from PIL import Image
 from segmentation.catalog import CATALOG, DEFAULT_MODEL_ID, TFLITE
 from webapp import examples
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PHOTO = ROOT / "examples" / "bird.bmp"  # 512x343, shipped
 EMBEDDED = [e.id for e in CATALOG.values() if e.format == TFLITE]
 

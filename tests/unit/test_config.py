@@ -12,7 +12,7 @@ import pytest
 
 from segmentation import config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MARK = "<!-- generated: segmentation.config.markdown() -->\n"
 
 

@@ -42,7 +42,7 @@ MODEL = "deeplabv3-pascal-dm05"  # the fastest catalog model: the inputs are und
 CLI_IMAGE_MAX = (6324, 6324)  # a 10000x10000 photo under the library's 40 MP (SEGMENTATION_MAX_IMAGE_PIXELS)
 APP_IMAGE_MAX = (2880, 2880)  # ... and under the app's default SEGMENTATION_MAX_PIXELS (3840*2160)
 TIMEOUT = 180
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- what each case must give ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 from app_server import VIDEO, api_client, start_app, submit, temp_env
 from media import make_clip
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LIMIT = 2.0
 MODEL = "autoseg-edgetpu-xs"
 

@@ -18,7 +18,8 @@ import av
 import cv2
 import numpy as np
 import pytest
-from media import StubSegmenter, make_clip, no_leftovers, run_cli, stream_facts, video_times
+from media import (StubSegmenter, decode_rgb, decode_rgba_webm, detail, inside, make_clip, no_leftovers,
+                   run_cli, stream_facts, video_times)
 from PIL import Image
 
 from segmentation import draw, video
@@ -31,37 +32,6 @@ from segmentation.pipeline import VideoOptions, segment_image, segment_video
 
 PERSON_ADE = ADE20K_32.index("person")
 BIRD = PASCAL_VOC.index("bird")
-MARGIN = 16  # px: "well inside / outside" = this far from the mask's edge (feather 3 reaches ~10)
-
-
-# -- helpers -------------------------------------------------------------------------------------
-def inside(mask: np.ndarray, margin: int = MARGIN) -> np.ndarray:
-    """Pixels at least ``margin`` px inside a boolean mask."""
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1))
-    return cv2.erode(mask.astype(np.uint8), k, borderType=cv2.BORDER_REPLICATE) > 0
-
-
-def detail(rgb: np.ndarray, where: np.ndarray) -> float:
-    """High-frequency energy: mean |Laplacian| of the grey picture over ``where``."""
-    grey = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2GRAY).astype(np.float32)
-    return float(np.abs(cv2.Laplacian(grey, cv2.CV_32F))[where].mean())
-
-
-def decode_rgb(path: Path, limit: int | None = None) -> list[np.ndarray]:
-    return [f.rgb for f in video.read_frames(path, limit)]
-
-
-def decode_rgba_webm(path: Path) -> list[np.ndarray]:
-    """A VP9 WebM's frames as RGBA, through libvpx (FFmpeg's own vp9 decoder drops the alpha)."""
-    out = []
-    with av.open(str(path)) as c:
-        v = c.streams.video[0]
-        ctx = av.CodecContext.create("libvpx-vp9", "r")
-        for packet in c.demux(v):
-            for f in ctx.decode(packet):
-                assert f.format.name == "yuva420p"
-                out.append(f.to_ndarray(format="rgba"))
-    return out
 
 
 @pytest.fixture

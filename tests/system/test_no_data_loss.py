@@ -23,7 +23,7 @@ from segmentation.batch import REPORT_NAME, Status, run_batch
 from segmentation.errors import InputError
 from segmentation.pipeline import segment_image, segment_video
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def sha(p: Path) -> str:

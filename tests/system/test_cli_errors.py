@@ -22,7 +22,7 @@ from media import corner_image, make_clip, run_cli
 from segmentation import cli
 from segmentation.cli_args import build_parser
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

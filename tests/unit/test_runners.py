@@ -17,7 +17,7 @@ from PIL import Image
 from segmentation import ModelError, Segmenter, SegmenterOptions, cli, resolve_model
 from segmentation.catalog import SAVED_MODEL, TFLITE
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RED, GREEN = (220, 30, 30), (30, 220, 30)
 
 

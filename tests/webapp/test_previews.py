@@ -88,7 +88,7 @@ def test_transparent_result_over_a_checkerboard(tmp_path):
 
 def test_a_clip_starting_late_gets_a_copy_starting_at_zero(tmp_path):
     """A clip cut out of a longer one with its timestamps kept (first frame at 30 s): Chromium plays
-    it, WebKit's GStreamer player refuses it (tests/test_browser_webkit.py found this)."""
+    it, WebKit's GStreamer player refuses it (tests/browser/test_browser_webkit.py found this)."""
     src = make_clip(tmp_path / "late.mp4", frames=5, pts=[750 + i for i in range(5)])  # 1/25 s units
     assert not plays_in_browsers(src)
     copy = playable_copy(src, tmp_path / "late_original.mp4")
