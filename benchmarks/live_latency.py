@@ -80,14 +80,17 @@ def camera_clip(dst: Path, size: tuple[int, int], fps: int, frames: int) -> Path
 
 # Decodes the code from an element drawn into a canvas; -1 when it cannot be read.
 DECODER = """
+// The canvas holds the code's corner only (the rest of the drawing is clipped away), so reading
+// costs the page little: the measurement should not take the CPU the app and the page need.
 window.__decode = (el, w, h, mirrored) => {
+  const cell = %(cell)d, bits = %(bits)d, per = %(per)d, rows = %(rows)d;
+  const stride = 8 + 2 * per * cell, height = rows * cell + 8;
   const c = window.__canvas || (window.__canvas = document.createElement('canvas'));
-  c.width = w; c.height = h;
+  if (c.width !== stride || c.height !== height) { c.width = stride; c.height = height; }
   const g = c.getContext('2d', {willReadFrequently: true});
   g.setTransform(mirrored ? -1 : 1, 0, 0, 1, mirrored ? w : 0, 0);
   g.drawImage(el, 0, 0, w, h);
-  const cell = %(cell)d, bits = %(bits)d, per = %(per)d, rows = %(rows)d;
-  const stride = 8 + 2 * per * cell, data = g.getImageData(0, 0, stride, rows * cell + 8).data;
+  const data = g.getImageData(0, 0, stride, height).data;
   const lum = (x, y) => { const i = 4 * (y * stride + x); return data[i] + data[i + 1] + data[i + 2]; };
   // the middle half of a square: its colour survives a blur of up to ~cell/3
   const mean = (x0, y0) => { let s = 0; for (let y = y0 + cell / 4; y < y0 + 3 * cell / 4; y++) for (let x = x0 + cell / 4; x < x0 + 3 * cell / 4; x++) s += lum(x, y); return s; };
@@ -100,13 +103,24 @@ window.__decode = (el, w, h, mirrored) => {
   return v;
 };
 window.__samples = {shown: {}, seen: {}, lastSrc: null, pending: null, updates: 0, unread: 0};
+// The preview is read once per frame it presents (requestVideoFrameCallback), not on every
+// animation frame: the camera runs at 15 fps, the page at 60.
+window.__watchPreview = () => {
+  const v = document.querySelector('#live-input video');
+  if (!v || v.__watched) return;
+  v.__watched = true;
+  const onFrame = (now) => {
+    if (v.videoWidth) {
+      const i = window.__decode(v, v.videoWidth, v.videoHeight, false);
+      if (i >= 0 && !(i in window.__samples.shown)) window.__samples.shown[i] = now;
+    }
+    v.requestVideoFrameCallback(onFrame);
+  };
+  v.requestVideoFrameCallback(onFrame);
+};
 window.__tick = () => {
   const s = window.__samples, now = performance.now();
-  const v = document.querySelector('#live-input video');
-  if (v && v.videoWidth) {
-    const i = window.__decode(v, v.videoWidth, v.videoHeight, false);
-    if (i >= 0 && !(i in s.shown)) s.shown[i] = now;
-  }
+  window.__watchPreview();
   const img = document.querySelector('#live-output img');
   if (img && img.src !== s.lastSrc) {  // a new result: counted once, read as soon as it is decoded
     if (s.pending) s.unread++;  // the previous one was never readable while it was shown

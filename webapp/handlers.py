@@ -288,7 +288,9 @@ class Handlers:
         out, text = session.process(seg, frame, mode, check_alpha(alpha), class_filter(classes, seg.labels),
                                     check_speed(speed), bool(temporal), effect, people, adapt=not speed_chosen)
         session.seen_at = time.monotonic()  # for live_idle
-        return views.live_image_html(out), text, session, gr.update(active=True)
+        timer = gr.skip() if session.timer_on else gr.update(active=True)
+        session.timer_on = True
+        return (views.live_image_html(out), text if session.status_due() else gr.skip(), session, timer)
 
     LIVE_IDLE_SECONDS = 1.5  # no frame for this long: the stream was stopped (or the camera went away)
 
@@ -299,6 +301,7 @@ class Handlers:
         seen = getattr(session, "seen_at", None)
         if seen is None or time.monotonic() - seen < self.LIVE_IDLE_SECONDS:
             return gr.skip(), gr.skip()
+        session.timer_on = False
         return (f"Stopped · {session.frames} frames segmented ({session.keyframes} model runs). "
                 "Start the webcam again to go on.", gr.update(active=False))
 

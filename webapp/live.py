@@ -147,6 +147,7 @@ class LiveSession:
     """State of one browser's live stream: its frame segmenter, latency and rate."""
 
     RESTART_GAP = 2.0  # seconds without frames after which the stream counts as restarted
+    STATUS_EVERY = 0.5  # seconds: the status line goes to the page at most this often (see status_due)
 
     def __init__(self, interval: float = LIVE_INTERVAL):
         self.interval = interval
@@ -159,6 +160,20 @@ class LiveSession:
         self.keyframes = 0
         self._effect: tuple[Hashable, EffectOptions | None] | None = None
         self.adapter = LiveAdapter(interval)
+        self._status_sent: tuple[float, int] | None = None  # when, and at which adapter level
+        self.timer_on = False  # the page's idle timer (Handlers.live_idle) is ticking
+
+    def status_due(self) -> bool:
+        """Whether this frame's status line should go to the page: each update is rendered again
+        there (a Markdown block), which at 15 frames/s costs the browser CPU the picture needs on a
+        small machine. Sent on the first frame, when the view changes what it chose, and every
+        ``STATUS_EVERY`` s; the picture itself goes with every frame."""
+        now = self.adapter.clock()
+        last = self._status_sent
+        if last is None or last[1] != self.adapter.level or now - last[0] >= self.STATUS_EVERY:
+            self._status_sent = (now, self.adapter.level)
+            return True
+        return False
 
     def effect_options(self, key: Hashable, build: Callable[[], EffectOptions | None]) -> EffectOptions | None:
         """The background effect's settings for ``key``, built once per change (``build`` may read the

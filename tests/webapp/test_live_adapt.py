@@ -85,6 +85,21 @@ class SleepySegmenter(StubSegmenter):
         return super().predict(rgb)
 
 
+def test_the_status_line_goes_to_the_page_twice_a_second_and_when_the_choice_changes():
+    """Each status update is rendered again by the page: not 15 times a second."""
+    clock = Clock()
+    session = LiveSession()
+    session.adapter = LiveAdapter(clock=clock)
+    sent = []
+    for i in range(30):  # 2 s of a 15 fps camera
+        clock.t = i / 15
+        sent.append(session.status_due())
+    assert sent[0] and sum(sent) == 4, sent  # at 0, 0.53, 1.07 and 1.6 s
+    clock.t += 0.1
+    session.adapter.level = 1  # the view chose realtime: said at once
+    assert session.status_due() and not session.status_due()
+
+
 def test_live_session_on_a_slowed_model_switches_to_realtime(monkeypatch):
     monkeypatch.setenv(SLOW_MODEL_ENV, "4")  # ~60 ms a frame: a 2-core machine without AVX-512
     seg = slowed(SleepySegmenter())
