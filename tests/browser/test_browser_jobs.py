@@ -7,32 +7,13 @@ checkerboard in every engine (an H.264 preview). Fixtures (server, browser, page
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import httpx
 import pytest
-from browser_checks import (check_players, check_plays_to_end, clips, press_run,
-                            drop, person_clip)
+from browser_checks import check_players, check_plays_to_end, clips, drop, person_clip, run_and_wait
 from test_browser import RUN_TIMEOUT_MS, _legend, _upload, browser, camera_clip, page, server  # noqa: F401
 
 pw = pytest.importorskip("playwright.sync_api")
-
-def _person_clip(path: Path, start: int, frames: int, shared_videos: Path) -> Path:
-    return person_clip(path, start, frames, shared_videos)
-
-
-_drop = drop
-
-
-def _run_video(page, stem: str) -> None:
-    """Run, and wait for this run's result video (not one shown before, e.g. an example's: Run
-    first clears the result area)."""
-    press_run(page)
-    page.wait_for_function("stem => { const v = document.querySelector('#result-video video');"
-                           " return window.__segCleared && (v && v.src.includes(stem + '_segmented')"
-                           " || document.querySelector('#job-status .seg-status-error')); }",
-                           arg=stem, timeout=RUN_TIMEOUT_MS)
-    assert not page.locator("#job-status .seg-status-error").count(), page.inner_text("#job-status")
 
 
 def _visible_texts(page, text: str) -> int:
@@ -60,15 +41,15 @@ def _hex(css: str) -> str:
 
 
 def test_second_video_shows_its_own_chart_legend_and_downloads(page, shared_videos, tmp_path, artifacts):
-    first = _person_clip(tmp_path / "first.mp4", 300, 20, shared_videos)  # 2 s, a person in the room
-    second = _person_clip(tmp_path / "second.mp4", 0, 50, shared_videos)  # 5 s, the empty room
+    first = person_clip(tmp_path / "first.mp4", 300, 20, shared_videos)  # 2 s, a person in the room
+    second = person_clip(tmp_path / "second.mp4", 0, 50, shared_videos)  # 5 s, the empty room
     assert page.locator("#stop").is_disabled()  # no job of this page runs
     _upload(page, first)
-    _run_video(page, "first")
+    run_and_wait(page, "first")
     chart = _chart(page)
     assert {n for _, n in chart["lines"]} == {20}, chart
-    _drop(page, second)  # on the filled drop zone: it replaces the first file
-    _run_video(page, "second")
+    drop(page, second)  # on the filled drop zone: it replaces the first file
+    run_and_wait(page, "second")
     chart = _chart(page)
     # the chart's data and axis are the second video's: 50 points per line, time up to 5 s, in the
     # colours of its own legend
@@ -82,13 +63,13 @@ def test_second_video_shows_its_own_chart_legend_and_downloads(page, shared_vide
 
 
 def test_failure_stays_on_the_page_in_plain_words(page, shared_videos, tmp_path, artifacts):
-    good = _person_clip(tmp_path / "good.mp4", 300, 10, shared_videos)
+    good = person_clip(tmp_path / "good.mp4", 300, 10, shared_videos)
     bad = tmp_path / "notes.mp4"
     bad.write_text("a text file renamed .mp4\n" * 40)
     _upload(page, good)
-    _run_video(page, "good")
+    run_and_wait(page, "good")
     assert _legend(page)
-    _drop(page, bad)
+    drop(page, bad)
     page.click("#run")
     status = page.locator("#job-status .seg-status-error")
     status.wait_for(timeout=RUN_TIMEOUT_MS)
@@ -103,7 +84,7 @@ def test_failure_stays_on_the_page_in_plain_words(page, shared_videos, tmp_path,
     page.wait_for_timeout(11_000)  # longer than a toast stays
     assert status.is_visible() and not _visible_texts(page, "Error")
     page.screenshot(path=str(artifacts / "browser_error.png"), full_page=True)
-    _drop(page, good)  # the next action: the message goes
+    drop(page, good)  # the next action: the message goes
     page.wait_for_function("() => !document.querySelector('#job-status .seg-status')")
 
 
@@ -130,12 +111,12 @@ def test_the_original_always_plays(page, tmp_path, artifacts):
     page.wait_for_function("() => { const v = document.querySelector('#result-video video');"
                            " return v && v.src.includes('classroom_segmented'); }", timeout=RUN_TIMEOUT_MS)
     check_players(page, "classroom", copied=True)
-    _run_video(page, "classroom")
+    run_and_wait(page, "classroom")
     check_players(page, "classroom", copied=True)  # a GIF: the browser gets an H.264 copy
     page.screenshot(path=str(artifacts / "browser_gif_original.png"), full_page=True)
     for clip, copied in clips(tmp_path):  # the same clips as tests/browser/test_browser_webkit.py
-        _drop(page, clip)
-        _run_video(page, clip.stem)
+        drop(page, clip)
+        run_and_wait(page, clip.stem)
         check_players(page, clip.stem, copied=copied)
         check_plays_to_end(page, clip.stem)
 
