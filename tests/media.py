@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import zipfile
 from fractions import Fraction
 from pathlib import Path
@@ -347,3 +348,20 @@ def read_coco(path: Path) -> tuple[np.ndarray, dict]:
         assert np.allclose(ann["bbox"], mask_api.toBbox(rle))
     assert (maps >= 0).all(), "pixels in no annotation"
     return maps.astype(np.uint8), doc
+
+
+# -- a worker that dies once (retries on Ray) ------------------------------------------------------
+def die_once_while_writing(out: Path, marker: Path) -> None:
+    """The first time (no ``marker`` yet): kill this worker process as soon as ``out``'s temporary
+    file exists, i.e. while the output is being written. ``marker`` remembers it, with this pid.
+    Ray workers unpickle it by value (``ray.cloudpickle.register_pickle_by_value(media)``)."""
+    if marker.exists():
+        return
+    marker.write_text(str(os.getpid()))
+
+    def kill_when_writing():
+        while not list(out.parent.glob(f".{out.name}.*.part")):
+            time.sleep(0.002)
+        os._exit(1)
+
+    threading.Thread(target=kill_when_writing, daemon=True).start()

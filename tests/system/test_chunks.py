@@ -11,10 +11,7 @@ worker is killed mid-chunk is run again.
 
 from __future__ import annotations
 
-import os
 import sys
-import threading
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,7 +19,8 @@ import av
 import cv2
 import numpy as np
 import pytest
-from media import decoded_frames, run_cli, tone
+import media
+from media import decoded_frames, die_once_while_writing, run_cli, tone
 
 from segmentation.chunks import plan_chunks, run_chunk, segment_video_chunks, source_index
 from segmentation.pipeline import VideoOptions, segment_video
@@ -155,22 +153,15 @@ def die_once_mid_chunk(job):
     """run_chunk, but the first attempt at chunk 1 kills its own worker process as soon as the chunk's
     video is being written (a marker file beside the chunks' folder remembers it)."""
     out = Path(job.output)
-    marker = out.parent.parent / "killed-once.marker"
-    if job.number == 1 and not marker.exists():
-        marker.write_text(str(os.getpid()))
-
-        def kill_when_writing():
-            while not list(out.parent.glob(f".{out.name}.*.part")):
-                time.sleep(0.002)
-            os._exit(1)
-
-        threading.Thread(target=kill_when_writing, daemon=True).start()
+    if job.number == 1:
+        die_once_while_writing(out, out.parent.parent / "killed-once.marker")
     return run_chunk(job)
 
 
 def test_ray_chunks_equal_local_and_survive_a_killed_worker(default_segmenter, clips, tmp_path, shared_models):
     ray = pytest.importorskip("ray")
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.register_pickle_by_value(media)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"SEGMENTATION_WEIGHTS": str(shared_models.resolve())}})
     try:

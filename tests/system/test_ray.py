@@ -10,16 +10,14 @@ relative OUT_DIR, a missing input) come before Ray is even imported.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from media import corner_image, decoded_frames, make_clip, run_cli
+import media
+from media import corner_image, decoded_frames, die_once_while_writing, make_clip, run_cli
 
 from segmentation.batch import REPORT_NAME, BatchOptions, Status, process_one, run_batch
 
@@ -43,6 +41,7 @@ def tree(tmp_path_factory) -> Path:
 def local_ray(shared_models):
     # The test module's own functions (the crashing task) travel to the workers by value.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.cloudpickle.register_pickle_by_value(media)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"SEGMENTATION_WEIGHTS": str(shared_models.resolve())}})
     yield ray
@@ -87,17 +86,8 @@ def test_ray_batch_equals_local_and_resumes(tree, tmp_path, local_ray):
 def die_once_mid_output(job):
     """Runs process_one, but on long.mp4's first attempt kills its own worker process as soon as
     the output's temporary file exists (the video is being written). A marker file remembers it."""
-    marker = Path(job.output).parent / "killed-once.marker"
-    if job.input.endswith("long.mp4") and not marker.exists():
-        marker.write_text(str(os.getpid()))
-        out = Path(job.output)
-
-        def kill_when_writing():
-            while not list(out.parent.glob(f".{out.name}.*.part")):
-                time.sleep(0.002)
-            os._exit(1)
-
-        threading.Thread(target=kill_when_writing, daemon=True).start()
+    if job.input.endswith("long.mp4"):
+        die_once_while_writing(Path(job.output), Path(job.output).parent / "killed-once.marker")
     return process_one(job)
 
 
