@@ -159,6 +159,27 @@ def start_app(port: int) -> subprocess.Popen:
     raise RuntimeError("the app did not start")
 
 
+def cpu_seconds() -> dict:
+    """CPU time used so far by Chromium's processes, by the app's (``app.py``), and by the machine
+    (busy time of all cores), read from /proc: what each side costs per segmented image shown."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"browser": 0.0, "app": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        if cmd and b"chromium" in cmd[0]:
+            out["browser"] += used
+        elif any(a.endswith(b"app.py") for a in cmd[1:3]):
+            out["app"] += used
+    cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    out["machine"] = (sum(map(int, cpu)) - int(cpu[3]) - int(cpu[4])) / tick  # all but idle and iowait
+    return out
+
+
 def measure(url: str, clip: Path, seconds: float, speed: str, mode: str) -> dict:
     from playwright.sync_api import sync_playwright
 
@@ -182,9 +203,10 @@ def measure(url: str, clip: Path, seconds: float, speed: str, mode: str) -> dict
         page.wait_for_function("() => Object.keys(window.__samples.seen).length > 0")
         time.sleep(2.0)  # settle: the first frames pay for the model's warm-up
         page.evaluate("() => { window.__samples.shown = {}; window.__samples.seen = {}; window.__samples.updates = 0; window.__samples.unread = 0; }")
-        t0 = time.monotonic()
+        t0, cpu0 = time.monotonic(), cpu_seconds()
         time.sleep(seconds)
         samples = page.evaluate("() => window.__samples")
+        cpu = {k: v - cpu0[k] for k, v in cpu_seconds().items()}
         stats = page.inner_text("#live-stats")
         b.close()
     elapsed = time.monotonic() - t0
@@ -193,7 +215,7 @@ def measure(url: str, clip: Path, seconds: float, speed: str, mode: str) -> dict
     lat = sorted(seen[i] - shown[i] for i in seen if i in shown)
     m = re.search(r"latency (\d+) ms", stats)
     return {"latencies_ms": lat, "displayed": samples["updates"], "unread": samples["unread"], "camera_frames": len(shown), "seconds": elapsed,
-            "server_ms": float(m.group(1)) if m else None, "status": stats}
+            "server_ms": float(m.group(1)) if m else None, "status": stats, "cpu_s": cpu}
 
 
 def summary(r: dict) -> dict:
@@ -201,7 +223,10 @@ def summary(r: dict) -> dict:
     return {"median_ms": statistics.median(lat) if lat else float("nan"),
             "p95_ms": float(np.percentile(lat, 95)) if lat else float("nan"),
             "displayed_fps": r["displayed"] / r["seconds"], "camera_fps": r["camera_frames"] / r["seconds"],
-            "matched": len(lat), "unread": r["unread"], "server_ms": r["server_ms"]}
+            "matched": len(lat), "unread": r["unread"], "server_ms": r["server_ms"],
+            # CPU ms per segmented image shown: the browser's, the app's, and the machine's busy share
+            **{f"{k}_cpu_ms": 1000 * v / max(r["displayed"], 1) for k, v in r["cpu_s"].items() if k != "machine"},
+            "busy_share": r["cpu_s"]["machine"] / (r["seconds"] * (os.cpu_count() or 1))}
 
 
 def main(argv=None) -> int:
@@ -234,9 +259,11 @@ def main(argv=None) -> int:
           f"{time.strftime('%Y-%m-%d %H:%M')}, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
           f"fake camera {w}x{h} @ {args.fps} fps, {args.speed}, {args.mode}, {args.seconds:g} s\n\n"
           "| median latency ms | p95 latency ms | segmented images shown /s | camera frames/s | frames matched | "
-          "codes unread | server ms/frame |\n|---:|---:|---:|---:|---:|---:|---:|\n"
+          "codes unread | server ms/frame | browser CPU ms/shown | app CPU ms/shown | machine busy |\n"
+          "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
           f"| {s['median_ms']:.0f} | {s['p95_ms']:.0f} | {s['displayed_fps']:.1f} | {s['camera_fps']:.1f} | "
-          f"{s['matched']} | {s['unread']} | {s['server_ms']} |\n\nStatus line: {r['status']}\n")
+          f"{s['matched']} | {s['unread']} | {s['server_ms']} | {s['browser_cpu_ms']:.0f} | {s['app_cpu_ms']:.0f} | "
+          f"{s['busy_share']:.0%} |\n\nStatus line: {r['status']}\n")
     print(md)
     args.output.write_text(md)
     return 0
