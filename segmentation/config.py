@@ -66,8 +66,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SEGMENTATION_WARM_EXAMPLES", "flag", True, APP,
             "compute the example results in the background after start (0: on first click)"),
     Setting("SEGMENTATION_LIVE_SLOW_MODEL", "number", 1.0, APP,
-            "tests and benchmarks: the live view's model calls take this many times as long "
-            "(shows how the live view adapts to a slower machine)"),
+            "tests and benchmarks: the live view's model calls cost this many times as much (repeated, "
+            "so as much more CPU as on a slower machine; shows how the live view adapts to one)"),
 )
 _BY_NAME = {s.name: s for s in SETTINGS}
 

@@ -17,7 +17,7 @@ from segmentation.effects import EffectOptions
 from segmentation.images import as_rgb_array
 from segmentation.matte import MatteSource, PersonMatte, person_ids
 from segmentation.segmenter import Segmenter
-from segmentation.temporal import frame_segmenter
+from segmentation.temporal import Schedule, frame_segmenter
 
 LIVE_INTERVAL = 1 / 15  # seconds between webcam frames sent by the browser: a 15 fps camera's pace
 SLOW_MODEL_ENV = "SEGMENTATION_LIVE_SLOW_MODEL"  # tests and benchmarks: model calls take this many times longer
@@ -31,10 +31,12 @@ class LiveAdapter:
     the JPEG and its trip), the view steps down one level:
 
     0. the settings as they are (e.g. ``accurate``: the model on every frame);
-    1. ``realtime``: the model on keyframes only, the motion followed in between (optical flow);
+    1. ``realtime``: the model on keyframes only, in a background thread, the motion followed by
+       optical flow on every frame (``keyframes.BackgroundKeyframes``): no frame waits for the model;
     2. ``realtime`` on the frame at ``SMALL`` of its size (less flow, drawing and JPEG per frame).
 
-    When the median falls under ``UP_SHARE`` of the budget the view tries the level above again,
+    When the median falls under ``UP_SHARE`` of the budget (at level 1: when it plus one model run
+    would fit the budget, as accurate would need) the view tries the level above again,
     after ``UP_AFTER`` s, then twice as long after each try that had to step down again (at most
     ``UP_AFTER_MAX`` s), so a view that cannot keep up at a level does not keep retrying it.
     The first ``WARM_FRAMES`` frames after a change are not counted (the model's warm-up).
@@ -67,8 +69,12 @@ class LiveAdapter:
             return speed, 1.0
         return "realtime", (self.SMALL if self.level >= 2 else 1.0)
 
-    def record(self, ms: float, speed: str, adapt: bool = True) -> bool:
-        """Count one frame's time (at the settings ``choose(speed)`` gave); True when the level changed."""
+    def record(self, ms: float, speed: str, adapt: bool = True, model_ms: float | None = None) -> bool:
+        """Count one frame's time (at the settings ``choose(speed)`` gave); True when the level changed.
+
+        ``model_ms``: at realtime on the full frame (level 1), what one model run takes (off the frame
+        path): accurate would add it to every frame, so the view tries accurate again only when the
+        frame's time plus it fits the budget, not on every quiet stretch."""
         if not adapt:
             return False
         if self._skip > 0:
@@ -89,8 +95,9 @@ class LiveAdapter:
             self._went_up_at = None
             self.reason = f"{was} took {median:.0f} ms per frame, over the {self.budget_ms:.0f} ms it may take"
             return True
-        if (median < self.UP_SHARE * self.budget_ms and self.level > 0
-                and now - self._changed_at >= self._up_after):
+        fits = (median + model_ms < self.budget_ms if self.level == 1 and model_ms is not None
+                else median < self.UP_SHARE * self.budget_ms)
+        if fits and self.level > 0 and now - self._changed_at >= self._up_after:
             was = self.describe(speed)
             self._set(0 if self.level == 2 and speed == "realtime" else self.level - 1, now)
             self._went_up_at = now
@@ -115,8 +122,10 @@ class LiveAdapter:
 
 
 class _Slowed:
-    """A segmenter whose model calls take ``factor`` times as long (``SLOW_MODEL_ENV``): how the
-    live view behaves on a slower machine, shown on this one."""
+    """A segmenter whose model calls cost ``factor`` times as much (``SLOW_MODEL_ENV``): how the
+    live view behaves on a slower machine, shown on this one. The call is repeated (its whole
+    part), so the extra time is CPU time on the model's threads, as on a slower CPU, which the
+    browser and the rest of the app then compete with; a fractional rest is slept."""
 
     MODEL_CALLS = frozenset({"scores", "predict", "segment", "segment_scores"})
 
@@ -131,7 +140,10 @@ class _Slowed:
         def slow(*args, **kwargs):
             t0 = time.perf_counter()
             out = attr(*args, **kwargs)
-            time.sleep((self._factor - 1) * (time.perf_counter() - t0))
+            once = time.perf_counter() - t0
+            for _ in range(int(self._factor) - 1):
+                attr(*args, **kwargs)
+            time.sleep((self._factor - max(1, int(self._factor))) * once)
             return out
 
         return slow
@@ -218,7 +230,9 @@ class LiveSession:
             # new model/speed/fusion/matte, or a new stream: start afresh
             self._key = key
             matte = PersonMatte(segmenter, MatteSource.MODEL if light else options.matte) if person else None
-            self._frame_seg = frame_segmenter(segmenter, speed, 1.0 / self.interval, temporal, matte=matte)
+            # realtime runs the model beside the frames: no camera frame waits for it
+            self._frame_seg = frame_segmenter(segmenter, speed, 1.0 / self.interval, temporal, matte=matte,
+                                              schedule=Schedule.BACKGROUND)
             self.fps, self._last = 0.0, None
         labels = self._frame_seg(rgb)
         out = draw.render(rgb, labels.class_map, segmenter.palette, options, labels.matte, person)
@@ -231,7 +245,7 @@ class LiveSession:
         self._last = now
         self.frames += 1
         self.keyframes += int(labels.keyframe)
-        self.adapter.record(latency, asked, adapt)
+        self.adapter.record(latency, asked, adapt, self._frame_seg.model_ms)
         text = (f"Live · latency {self.latency_ms:.0f} ms per frame · {self.fps:.1f} frames/s · "
                 f"{self.frames} frames ({self.keyframes} model runs) · model {segmenter.entry.id}"
                 f"{' (people only: the light person model)' if light else ''} · "

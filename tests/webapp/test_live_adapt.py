@@ -20,10 +20,10 @@ class Clock:
         return self.t
 
 
-def feed(adapter, ms, speed="accurate", n=None, adapt=True):
+def feed(adapter, ms, speed="accurate", n=None, adapt=True, model_ms=None):
     """Frames of ``ms`` each until the adapter decides (or ``n`` frames); True if it changed."""
     for _ in range(n or adapter.WARM_FRAMES + adapter.WINDOW):
-        if adapter.record(ms, speed, adapt):
+        if adapter.record(ms, speed, adapt, model_ms):
             return True
     return False
 
@@ -75,6 +75,20 @@ def test_room_to_spare_tries_more_again_later_and_less_often_after_a_failed_try(
     assert not feed(a, 10.0)  # ... and the next try waits twice as long
     clock.t += a.UP_AFTER
     assert feed(a, 10.0, n=a.WINDOW)
+
+
+def test_realtime_tries_accurate_again_only_when_the_model_would_fit():
+    """At realtime the model runs beside the frames, which then take a few ms: that quiet is no
+    reason to try accurate again unless a model run on every frame would fit the budget too."""
+    clock = Clock()
+    a = LiveAdapter(1 / 15, clock=clock)
+    feed(a, 62.0)
+    assert a.level == 1
+    clock.t += 10 * a.UP_AFTER_MAX
+    assert not feed(a, 8.0, n=100, model_ms=48.0)  # 8 + 48 ms: over the 50 ms budget
+    assert a.level == 1
+    assert feed(a, 8.0, n=a.WINDOW, model_ms=13.0)  # 8 + 13 ms: accurate would fit: try it
+    assert a.level == 0
 
 
 class SleepySegmenter(StubSegmenter):
