@@ -20,7 +20,7 @@ from segmentation.segmenter import Segmenter
 from segmentation.temporal import Schedule, frame_segmenter
 
 LIVE_INTERVAL = 1 / 15  # seconds between webcam frames sent by the browser: a 15 fps camera's pace
-SLOW_MODEL_ENV = "SEGMENTATION_LIVE_SLOW_MODEL"  # tests and benchmarks: model calls take this many times longer
+SLOW_MODEL_ENV = "SEGMENTATION_LIVE_SLOW_MODEL"  # tests and benchmarks: model calls cost this many times as much
 
 
 class LiveAdapter:
