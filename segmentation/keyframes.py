@@ -143,16 +143,15 @@ class Keyframes(Tracked):
         return err, warp_scores(self._fused, self._to_key), unreliable
 
     def _merge(self, new: np.ndarray, new_matte: np.ndarray | None,
-               warp: tuple[np.ndarray, np.ndarray] | None) -> None:
-        """A keyframe's scores (and matte) into the fused state: blended with the history warped by
-        ``warp`` (the keyframe's map back to the previous keyframe, and its warp error), or alone
-        without one or without ``blend``."""
+               warp: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> None:
+        """A keyframe's scores (and matte) into the fused state: blended with the history carried to
+        the keyframe (``warp``: the fused scores carried there, its map back to the previous keyframe,
+        and its warp error), or alone without one or without ``blend``."""
         if warp is None or not self.blend:
             self._fused = new
             self._fuse_matte(new_matte, None, None, 1.0)
             return
-        to_key, err = warp
-        carried = warp_scores(self._fused, to_key)
+        carried, to_key, err = warp
         self._fused = self._blend(new, carried, self._trust(err, carried.shape), self.opt.keyframe_weight)
         self._fuse_matte(new_matte, to_key, err, self.opt.keyframe_weight)
 
@@ -165,16 +164,20 @@ class Keyframes(Tracked):
         self._follow(gray)
         err, carried, unreliable = self._carried(gray)
         if self._due(unreliable):
-            return self._keyframe(rgb, gray, (self._to_key, err))
+            return self._keyframe(rgb, gray, (carried, self._to_key, err))
         self._since += 1
         matte = None if self._matte is None else warp_scores(self._matte, self._to_key)
         return self._labels(rgb, False, carried, matte)
 
-    def _keyframe(self, rgb: np.ndarray, gray: np.ndarray, warp) -> FrameLabels:
+    def _run_model(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """The model's scores for ``rgb``, the person matte's logits (with a matte), and the seconds
+        both took. Touches no state: the background schedule runs it in a thread of its own."""
         t = time.perf_counter()
         new = self.seg.scores(rgb)
-        new_matte = self._new_matte(rgb, new)
-        took = time.perf_counter() - t
+        return new, self._new_matte(rgb, new), time.perf_counter() - t
+
+    def _keyframe(self, rgb: np.ndarray, gray: np.ndarray, warp) -> FrameLabels:
+        new, new_matte, took = self._run_model(rgb)
         self._t_model = 0.8 * self._t_model + 0.2 * took if self.keyframes else took
         self._merge(new, new_matte, warp)
         self._flow.prev = self._key_gray = gray
@@ -228,10 +231,16 @@ class BackgroundKeyframes(Keyframes):
                  matte: PersonMatte | None = None):
         super().__init__(segmenter, fps, options, blend, matte, Schedule.BACKGROUND)
         self._run: _ModelRun | None = None
-        self._sent: tuple | None = None  # (grey frame, its map back to the keyframe, its warp error)
+        # the sent frame: (grey, the fused scores carried to it, its map back to the keyframe, its warp error)
+        self._sent: tuple | None = None
         self._to_sent: np.ndarray | None = None  # per pixel of this frame: where it was in the sent frame
         self._since_sent = 0
         self._motion_sent = 0.0  # the motion since the keyframe when the run was sent
+
+    @property
+    def model_ms(self) -> float:
+        """What one model run takes (smoothed), for the live view's adapter."""
+        return 1000 * self._t_model
 
     @property
     def interval(self) -> int:
@@ -239,18 +248,11 @@ class BackgroundKeyframes(Keyframes):
         k = int(np.ceil(self._t_model * self.fps / self.opt.model_share))
         return int(np.clip(k, self.opt.min_interval, self.opt.max_interval))
 
-    def _scores(self, rgb: np.ndarray):
-        t = time.perf_counter()
-        new = self.seg.scores(rgb)
-        return new, self._new_matte(rgb, new), time.perf_counter() - t
-
     def _step(self, rgb: np.ndarray) -> FrameLabels:
         gray = self._flow.gray(rgb)
         if self._fused is None or self._flow.is_cut(gray, self.opt.cut_threshold):
             self._run = None  # an answer for the scene before is of no use
-            out = self._keyframe(rgb, gray, None)
-            self.model_ms = 1000 * self._t_model
-            return out
+            return self._keyframe(rgb, gray, None)
         step = self._follow(gray)
         self._since += 1
         if self._run is not None:
@@ -262,13 +264,13 @@ class BackgroundKeyframes(Keyframes):
         err, carried, unreliable = self._carried(gray)
         if self._run is None and (self._since >= self.interval
                                   or (unreliable and self._since >= self.opt.min_interval)):
-            self._send(rgb, gray, err)
+            self._send(rgb, gray, carried, err)
         matte = None if self._matte is None else warp_scores(self._matte, self._to_key)
         return self._labels(rgb, landed, carried, matte)
 
-    def _send(self, rgb: np.ndarray, gray: np.ndarray, err: np.ndarray) -> None:
-        self._run = _ModelRun(self._scores, rgb.copy())  # the caller may reuse its buffer
-        self._sent = (gray, self._to_key, err)
+    def _send(self, rgb: np.ndarray, gray: np.ndarray, carried: np.ndarray, err: np.ndarray) -> None:
+        self._run = _ModelRun(self._run_model, rgb.copy())  # the caller may reuse its buffer
+        self._sent = (gray, carried, self._to_key, err)
         self._to_sent, self._since_sent, self._motion_sent = None, 0, self._motion
 
     def _land(self) -> None:
@@ -277,8 +279,7 @@ class BackgroundKeyframes(Keyframes):
         new, new_matte, took = self._run.get()
         self._run = None
         self._t_model = 0.8 * self._t_model + 0.2 * took
-        self.model_ms = 1000 * self._t_model
-        gray, to_key, err = self._sent
-        self._merge(new, new_matte, (to_key, err))
+        gray, *warp = self._sent
+        self._merge(new, new_matte, tuple(warp))
         self._key_gray, self._to_key = gray, self._to_sent
         self._since, self._motion = self._since_sent, self._motion - self._motion_sent

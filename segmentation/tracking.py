@@ -112,6 +112,9 @@ class FrameSegmenter:
     matte, fused over time like the scores.
     """
 
+    # ms one model run takes where it runs beside the frames (the background schedule); None: in them
+    model_ms: float | None = None
+
     def __init__(self, segmenter: Segmenter, matte: PersonMatte | None = None):
         self.seg = segmenter
         self.matte = matte
@@ -121,8 +124,6 @@ class FrameSegmenter:
         # The class maps' size_wh; None: the frame's. A job that draws only the person matte and
         # needs the class maps for their statistics alone sets a smaller one (cheaper edges).
         self.labels_size_wh: tuple[int, int] | None = None
-        # ms one model run takes where it runs beside the frames (background schedule); None: on them
-        self.model_ms: float | None = None
 
     def _size(self, rgb: np.ndarray) -> tuple[int, int]:
         return self.labels_size_wh or (rgb.shape[1], rgb.shape[0])
