@@ -59,7 +59,11 @@ PLAYS_TO_END = """async () => {
     for (let i = 0; i < 100 && v.readyState < 2 && !v.error; i++) await new Promise(r => setTimeout(r, 100));
     const ended = new Promise(r => v.addEventListener('ended', () => r(true), {once: true}));
     v.currentTime = Math.max(0, v.duration - 0.5);
-    try { await v.play(); } catch (e) { return {error: String(e)}; }
+    // play() resolves once playing starts; bounded, so a player that never starts fails the check
+    // with its state instead of holding the script (and the WebDriver command) open
+    try { if (!await Promise.race([v.play().then(() => true), new Promise(r => setTimeout(() => r(false), 15000))]))
+        return {error: 'play() did not start within 15 s', time: v.currentTime, ready: v.readyState}; }
+    catch (e) { return {error: String(e)}; }
     const done = await Promise.race([ended, new Promise(r => setTimeout(() => r(false), 15000))]);
     // WebKitGTK's GStreamer player now and then holds the last frame without firing 'ended' (seen
     // once in ~50 runs: 39.82 s of 39.855): having played on to the last frame is the end too

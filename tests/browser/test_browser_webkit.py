@@ -17,6 +17,7 @@ import glob
 import io
 import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -44,18 +45,122 @@ def _need(ok: bool, msg: str) -> None:
         pytest.skip(msg)
 
 
-class WebKitPage:
-    """A Selenium driver with the two calls ``browser_checks`` needs, as Playwright's Page has them."""
+COMMAND_S = 180  # one WebDriver command (a script waits at most 120 s): past this, WebKit is stuck
 
-    def __init__(self, driver):
-        self.driver = driver
+
+class WebKitStuck(AssertionError):
+    """WebKit did not answer a WebDriver command within ``COMMAND_S``: the test fails, and the next
+    page starts a fresh browser (a CI run once hung for an hour on one unanswered command)."""
+
+
+class WebKitPage:
+    """A MiniBrowser under WebKitWebDriver, on an Xvfb display of its own, with the two calls
+    ``browser_checks`` needs, as Playwright's Page has them. Every command has a deadline
+    (``COMMAND_S``); after one is missed, ``goto`` starts the browser afresh."""
+
+    def __init__(self):
+        self.driver = None
+        self._service = None
+        self.stuck = False
+        self.command_s = COMMAND_S
+        self._display = self._start_display()
+        try:
+            self._start()
+        except BaseException:
+            self.close()  # nothing of a browser that did not start outlives it
+            raise
+
+    def _start_display(self) -> str:
+        """Xvfb on a free display, for the module (a stuck browser is restarted on the same one)."""
+        read, write = os.pipe()  # Xvfb writes the display number it took here, then a newline
+        self._xvfb = subprocess.Popen([XVFB, "-displayfd", str(write), "-screen", "0", f"{SIZE[0]}x{SIZE[1]}x24",
+                                       "-nolisten", "tcp"], pass_fds=(write,), stderr=subprocess.DEVNULL)
+        os.close(write)
+        # read up to its newline: Xvfb writes the number and the newline in two writes, and if the
+        # pipe is closed between them it dies ("Cannot write display number"), after which the
+        # browser never starts and its session request never gets an answer (1 start in 3 here)
+        got = b""
+        try:
+            while not got.endswith(b"\n"):
+                chunk = os.read(read, 16)
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            os.close(read)
+        display = got.decode().strip()
+        assert display and self._xvfb.poll() is None, f"Xvfb did not start (exit status {self._xvfb.poll()})"
+        return display
+
+    def _start(self) -> None:
+        """The MiniBrowser under a WebKitWebDriver, every command bounded (the session's start too)."""
+        import socket
+
+        from selenium.webdriver.webkitgtk.service import Service
+
+        options = webdriver.WebKitGTKOptions()
+        options.binary_location = MINIBROWSER
+        options.add_argument("--automation")
+        # without compositing, WebKitGTK paints a video frame into the page: the screenshots show it
+        env = dict(os.environ, DISPLAY=f":{self._display}", WEBKIT_DISABLE_COMPOSITING_MODE="1")
+        # a session of its own: the driver, the MiniBrowser and its web processes form one process
+        # group, so a stuck browser (whose web process outlives its parent) is killed whole
+        self._service = Service(executable_path=DRIVER, env=env, log_output=subprocess.DEVNULL,
+                                popen_kw={"start_new_session": True})
+        default = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(self.command_s)  # Selenium's connection takes its deadline from here
+        try:
+            self.driver = webdriver.WebKitGTK(options=options, service=self._service)
+        finally:
+            socket.setdefaulttimeout(default)
+        self.driver.command_executor.client_config.timeout = self.command_s
+        self.driver.set_window_size(*SIZE)
+        self.driver.set_script_timeout(120)
+        self.stuck = False
+
+    def _stop(self) -> None:
+        """The browser and its driver ended: quit, and whatever is left of their group killed."""
+        service, self._service = self._service, None
+        if self.driver is not None and not self.stuck:
+            try:
+                self.driver.quit()
+            except Exception:  # noqa: BLE001 - it got stuck now: its process group is killed below
+                pass
+        self.driver = None
+        if service is None or service.process is None:
+            return
+        try:  # the driver leads its own session, so its pid is the group's id, alive or not
+            os.killpg(service.process.pid, signal.SIGKILL)  # whatever is left (a stuck web process spins on)
+        except ProcessLookupError:
+            pass
+        service.process.wait()
+
+    def close(self) -> None:
+        """The browser, its driver and the display, ended."""
+        self._stop()
+        self._xvfb.terminate()
+        try:
+            self._xvfb.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._xvfb.kill()
+            self._xvfb.wait()
+
+    def _call(self, fn, *args):
+        """``fn(*args)`` on the driver; a missed deadline marks the browser stuck and fails the test."""
+        import urllib3
+
+        try:
+            return fn(*args)
+        except (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError) as e:  # no answer, or none in time
+            self.stuck = True
+            raise WebKitStuck(f"WebKit did not answer within {self.command_s} s ({type(e).__name__}: {e})") from e
 
     def evaluate(self, js: str, arg=None):
         """Run ``js`` (a function expression, async or not) with ``arg``; return its result."""
-        out = self.driver.execute_async_script(
-            "const arg = arguments[0], done = arguments[arguments.length - 1];"
-            f"Promise.resolve().then(() => ({js})(arg)).then(v => done({{ok: v === undefined ? null : v}}),"
-            " e => done({err: String(e && e.stack || e)}));", arg)
+        out = self._call(self.driver.execute_async_script,
+                         "const arg = arguments[0], done = arguments[arguments.length - 1];"
+                         f"Promise.resolve().then(() => ({js})(arg)).then(v => done({{ok: v === undefined ? null : v}}),"
+                         " e => done({err: String(e && e.stack || e)}));", arg)
         if "err" in out:
             raise AssertionError(f"script failed in WebKit: {out['err']}")
         return out["ok"]
@@ -71,7 +176,10 @@ class WebKitPage:
             time.sleep(0.2)
 
     def goto(self, url: str) -> None:
-        self.driver.get(url)
+        if self.stuck:  # the last test left it unanswering: a fresh browser
+            self._stop()
+            self._start()
+        self._call(self.driver.get, url)
         self.wait_for_function(PAGE_READY)
         # the app's own CSS (views.PAGE_CSS) comes with Gradio's config, after the first paint
         self.wait_for_function("() => getComputedStyle(document.documentElement)"
@@ -80,46 +188,27 @@ class WebKitPage:
                                " === 'rgb(194, 65, 12)'")  # and Run's colour has finished its transition
 
     def screenshot(self, path: Path) -> None:
-        self.driver.save_screenshot(str(path))
+        self._call(self.driver.save_screenshot, str(path))
+
+    def on_screen(self, selector: str) -> tuple[bytes, tuple[float, float]]:
+        """A PNG of what the screen shows of the element at ``selector``, and its CSS size."""
+        from selenium.webdriver.common.by import By
+
+        element = self._call(self.driver.find_element, By.CSS_SELECTOR, selector)
+        return self._call(lambda: element.screenshot_as_png), (element.size["width"], element.size["height"])
 
 
 @pytest.fixture(scope="module")
 def webkit():
-    """One MiniBrowser under WebKitWebDriver, on an Xvfb display of its own; all closed afterwards."""
+    """One WebKit browser for the module (restarted after a stuck test); all closed afterwards."""
     for path, what in ((DRIVER, "WebKitWebDriver (Debian: webkit2gtk-driver)"),
                        (MINIBROWSER, "MiniBrowser (Debian: libwebkit2gtk-4.1-0)"), (XVFB, "Xvfb (Debian: xvfb)")):
         _need(bool(path) and Path(path).exists(), f"{what} is missing")
-    from selenium.webdriver.webkitgtk.service import Service
-
-    read, write = os.pipe()  # Xvfb writes the display number it took (a free one) here
-    xvfb = subprocess.Popen([XVFB, "-displayfd", str(write), "-screen", "0", f"{SIZE[0]}x{SIZE[1]}x24",
-                             "-nolisten", "tcp"], pass_fds=(write,), stderr=subprocess.DEVNULL)
-    os.close(write)
-    driver = None
+    page = WebKitPage()
     try:
-        display = os.read(read, 16).decode().strip()
-        assert display, "Xvfb did not start"
-        options = webdriver.WebKitGTKOptions()
-        options.binary_location = MINIBROWSER
-        options.add_argument("--automation")
-        # without compositing, WebKitGTK paints a video frame into the page: the screenshots show it
-        env = dict(os.environ, DISPLAY=f":{display}", WEBKIT_DISABLE_COMPOSITING_MODE="1")
-        service = Service(executable_path=DRIVER, env=env,
-                          log_output=subprocess.DEVNULL)
-        driver = webdriver.WebKitGTK(options=options, service=service)
-        driver.set_window_size(*SIZE)
-        driver.set_script_timeout(120)
-        yield WebKitPage(driver)
+        yield page
     finally:
-        os.close(read)
-        if driver is not None:
-            driver.quit()  # the MiniBrowser and the driver
-        xvfb.terminate()
-        try:
-            xvfb.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            xvfb.kill()
-            xvfb.wait()
+        page.close()
         _no_leftovers()
 
 
@@ -162,6 +251,33 @@ def test_it_is_webkit_with_h264(page):
     assert page.evaluate("() => document.createElement('video').canPlayType('video/mp4; codecs=\"avc1.42E01E\"')")
 
 
+def test_a_stuck_browser_fails_one_test_and_the_next_gets_a_fresh_one(page, server):
+    """A page that stops answering (its script never yields) fails within the command deadline,
+    instead of hanging the run, and the next page opens in a new browser; the stuck one is gone."""
+    import psutil
+
+    page.driver.command_executor.client_config.timeout = 10
+    old = psutil.Process(page._service.process.pid)
+    group = [p for p in psutil.process_iter(["name"]) if _in_group(p, os.getpgid(old.pid))]
+    assert any(p.info["name"].startswith("WebKitWebProc") for p in group), [p.info for p in group]
+    started = time.monotonic()
+    with pytest.raises(WebKitStuck):
+        page.evaluate("() => { while (true) {} }")
+    assert time.monotonic() - started < 30
+    page.goto(server.url)  # a fresh browser, with the full deadline again
+    assert page.driver.command_executor.client_config.timeout == COMMAND_S
+    assert page.evaluate("() => document.querySelector('#run').innerText").strip()
+    time.sleep(0.5)
+    assert not [p for p in group if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def _in_group(p, group: int) -> bool:
+    try:
+        return os.getpgid(p.pid) == group
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
 def test_every_kind_of_clip_plays(page, tmp_path, artifacts):
     for clip, copied in clips(tmp_path):
         drop(page, clip)
@@ -178,11 +294,8 @@ def _choose_output(page, mode: str) -> None:
 
 def _on_screen(page, selector: str) -> np.ndarray:
     """What the screen shows of an element (RGB), at the element's CSS size."""
-    from selenium.webdriver.common.by import By
-
-    element = page.driver.find_element(By.CSS_SELECTOR, selector)
-    with Image.open(io.BytesIO(element.screenshot_as_png)) as im:
-        w, h = element.size["width"], element.size["height"]
+    png, (w, h) = page.on_screen(selector)
+    with Image.open(io.BytesIO(png)) as im:
         return np.asarray(im.convert("RGB").resize((round(w), round(h))))
 
 
