@@ -70,6 +70,24 @@ def test_tab_through_a_dropdown_leaves_it_closed(page, elem_id):
     assert page.locator(f"#{elem_id} input").input_value() == value  # Tab chose nothing
 
 
+@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_dropdowns_text_stops_short_of_its_arrow(browser, server, size, artifacts):  # noqa: F811
+    """The model's long name ends (with an ellipsis) before the dropdown's arrow, not under it."""
+    ctx = browser.new_context(viewport=size)
+    pg = ctx.new_page()
+    open_app(pg, server.url)
+    boxes = pg.evaluate("""() => [...document.querySelectorAll('.secondary-wrap')].filter(w =>
+        w.querySelector(':scope > input[role=combobox]') && w.querySelector(':scope > .icon-wrap')).map(w => {
+        const input = w.querySelector(':scope > input'), s = getComputedStyle(input);
+        const text_right = input.getBoundingClientRect().right - parseFloat(s.paddingRight) - parseFloat(s.borderRightWidth);
+        return {id: w.closest('[id]').id, text_right, arrow_left: w.querySelector(':scope > .icon-wrap').getBoundingClientRect().left,
+                overflow: s.textOverflow}; })""")
+    pg.locator("#model").screenshot(path=str(artifacts / f"model_dropdown_{size['width']}.png"))
+    ctx.close()
+    assert "model" in [b["id"] for b in boxes], boxes
+    assert all(b["text_right"] <= b["arrow_left"] and b["overflow"] == "ellipsis" for b in boxes), boxes
+
+
 def test_arrows_move_within_the_output_choices(page):
     page.get_by_label("overlay", exact=True).focus()
     page.keyboard.press("ArrowDown")
