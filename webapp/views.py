@@ -64,11 +64,11 @@ PAGE_CSS = _CONTRAST + f"""
 .seg-status-stopped {{ background: #eef0f3; color: #333; border: 1px solid #ccd; }}
 .seg-status details {{ margin-top: 4px; font-size: 0.85em; opacity: 0.85; }}
 """ + """
+/* A dropdown's text stops short of its arrow (Gradio 6.31 lets a long model name run under it) */
+.secondary-wrap:has(> .icon-wrap) > input[role="combobox"] { padding-right: 24px; text-overflow: ellipsis; }
 /* The live tab. The webcam's Start/Stop button goes under the picture, not over it; the segmented
    picture is as large as the screen allows (the whole width on a phone, where the webcam and it
    stack, and never taller than the screen); no per-event run time ("0.3s") over the status. */
-/* A dropdown's text stops short of its arrow (Gradio 6.31 lets a long model name run under it) */
-.secondary-wrap:has(> .icon-wrap) > input[role="combobox"] { padding-right: 24px; text-overflow: ellipsis; }
 #live-input .button-wrap { position: static; transform: none; margin: 8px auto 0; width: fit-content; }
 #live-input .wrap:has(> video), #live-input .wrap:has(> .button-wrap) { height: auto; }
 #live-output img.seg-live { display: block; max-height: 85vh; object-fit: contain; }
